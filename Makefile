@@ -1,0 +1,44 @@
+# MRKM: one command per gate (STYLE.md item 12). `make help` lists them.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+
+SCENARIO ?= baseline
+TOPO     ?=
+PYTEST_ARGS ?=
+
+.PHONY: help setup test test-fast check fmt run-scenario bench-core clean-net clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## install Debian packages and the Python venv (idempotent, as root)
+
+$(STAMP): scripts/setup.sh requirements.txt pyproject.toml
+	bash scripts/setup.sh
+	@touch $@
+
+test: $(STAMP)  ## run every test; root-only tests (namespaces, strongSwan, tshark) run when root
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)  ## the quick subset while you work (no root, no slow tests)
+	$(PY) -m pytest -q -m "not root and not slow" $(PYTEST_ARGS)
+
+check: $(STAMP)  ## ruff (lint + format check) and mypy (strict on mrkm/)
+	$(VENV)/bin/ruff check mrkm tests tools
+	$(VENV)/bin/ruff format --check mrkm tests tools
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP)  ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix mrkm tests tools
+	$(VENV)/bin/ruff format mrkm tests tools
+
+run-scenario: $(STAMP)  ## the main job: run a scenario end to end (SCENARIO=name)
+	$(PY) -m mrkm.demo --scenario $(SCENARIO) $(if $(TOPO),--topo $(TOPO))
+
+bench-core: $(STAMP)  ## µs per encode/decode and crypto op, next to raw `cryptography` costs
+	$(PY) tools/bench_core.py
+
+clean: ## remove caches (keeps .venv and results/)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
