@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   frr frr-pythontools bird2 mininet
   tshark tcpdump nftables iptables iproute2 iputils-ping
-  strongswan-charon strongswan-swanctl libstrongswan-extra-plugins
+  strongswan-charon strongswan-swanctl libstrongswan-extra-plugins libstrongswan-standard-plugins
   libnetfilter-queue-dev python3-venv python3-dev gcc make
 )
 

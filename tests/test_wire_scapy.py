@@ -60,7 +60,11 @@ def test_scapy_sees_our_framing(header: IkeHeader, chain: tuple[Any, ...]) -> No
     pkt, seen = _scapy_chain(data)
     assert bytes(pkt.init_SPI) == header.spi_i and bytes(pkt.resp_SPI) == header.spi_r
     assert (pkt.exch_type, int(pkt.flags), pkt.id, pkt.length) == (
-        header.exchange_type, header.flags, header.message_id, len(data))
+        header.exchange_type,
+        header.flags,
+        header.message_id,
+        len(data),
+    )
     ours = []
     for payload in chain:
         _, body = encode_chain((payload,))
@@ -73,26 +77,38 @@ def test_scapy_sees_our_framing(header: IkeHeader, chain: tuple[Any, ...]) -> No
 def test_scapy_reads_our_payload_values(data: st.DataObject) -> None:
     ke = data.draw(st.builds(KePayload, s.u16, st.binary(min_size=1, max_size=64)))
     nonce = data.draw(st.builds(NoncePayload, st.binary(min_size=16, max_size=64)))
-    notify = data.draw(st.builds(NotifyPayload, s.u16, st.binary(max_size=16), s.u8,
-                                 st.binary(max_size=8)))
+    notify = data.draw(
+        st.builds(NotifyPayload, s.u16, st.binary(max_size=16), s.u8, st.binary(max_size=8))
+    )
     # scapy models only one attribute per transform, the Key Length (type 14).
     key_length = st.one_of(st.just(()), s.u16.map(lambda n: (Attribute(14, n),)))
     transform = st.builds(Transform, s.u8, s.u16, key_length)
-    proposal = st.builds(Proposal, s.u8, s.u8, st.binary(max_size=16),
-                         st.lists(transform, min_size=1, max_size=4).map(tuple))
+    proposal = st.builds(
+        Proposal,
+        s.u8,
+        s.u8,
+        st.binary(max_size=16),
+        st.lists(transform, min_size=1, max_size=4).map(tuple),
+    )
     sa = data.draw(st.builds(SaPayload, st.lists(proposal, min_size=1, max_size=3).map(tuple)))
     header = data.draw(s.headers)
-    pkt, seen = _scapy_chain(encode_message(header, (sa, ke, nonce, notify)))
+    _pkt, seen = _scapy_chain(encode_message(header, (sa, ke, nonce, notify)))
     layers = [layer for _, _, layer in seen]
     sa_l, ke_l, nonce_l, notify_l = layers
     assert (ke_l.group, bytes(ke_l.ke)) == (ke.group, ke.data)
     assert bytes(nonce_l.nonce) == nonce.data
     assert (notify_l.type, notify_l.proto, bytes(notify_l.SPI)) == (
-        notify.notify_type, notify.protocol, notify.spi)
+        notify.notify_type,
+        notify.protocol,
+        notify.spi,
+    )
     proposal = sa_l.prop
     for ours in sa.proposals:
         assert (proposal.proposal, proposal.proto, bytes(proposal.SPI)) == (
-            ours.num, ours.protocol, ours.spi)
+            ours.num,
+            ours.protocol,
+            ours.spi,
+        )
         assert proposal.trans_nb == len(ours.transforms)
         transform = proposal.trans
         for t in ours.transforms:
@@ -105,11 +121,20 @@ def test_scapy_reads_our_payload_values(data: st.DataObject) -> None:
 def test_we_decode_what_scapy_builds() -> None:
     pkt = (
         sc.IKEv2(init_SPI=b"A" * 8, resp_SPI=b"B" * 8, exch_type=34, flags="Initiator", id=0)
-        / sc.IKEv2_SA(prop=sc.IKEv2_Proposal(proposal=1, proto=1, trans_nb=3, trans=(
-            sc.IKEv2_Transform(transform_type="Encryption", transform_id=20, key_length=256,
-                                length=12)
-            / sc.IKEv2_Transform(transform_type="PRF", transform_id=5)
-            / sc.IKEv2_Transform(transform_type="GroupDesc", transform_id=31))))
+        / sc.IKEv2_SA(
+            prop=sc.IKEv2_Proposal(
+                proposal=1,
+                proto=1,
+                trans_nb=3,
+                trans=(
+                    sc.IKEv2_Transform(
+                        transform_type="Encryption", transform_id=20, key_length=256, length=12
+                    )
+                    / sc.IKEv2_Transform(transform_type="PRF", transform_id=5)
+                    / sc.IKEv2_Transform(transform_type="GroupDesc", transform_id=31)
+                ),
+            )
+        )
         / sc.IKEv2_KE(group=31, ke=b"k" * 32)
         / sc.IKEv2_Nonce(nonce=b"n" * 32)
         / sc.IKEv2_Encrypted(next_payload=50, load=b"\xaa" * 40)
@@ -118,7 +143,10 @@ def test_we_decode_what_scapy_builds() -> None:
     sa, ke, nonce, sk = message.payloads
     assert isinstance(sa, SaPayload) and isinstance(ke, KePayload)
     assert [(t.type, t.id, t.key_length) for t in sa.proposals[0].transforms] == [
-        (1, 20, 256), (2, 5, None), (4, 31, None)]
+        (1, 20, 256),
+        (2, 5, None),
+        (4, 31, None),
+    ]
     assert (ke.group, ke.data) == (31, b"k" * 32)
     assert nonce == NoncePayload(b"n" * 32)
     assert sk == EncryptedPayload(50, b"\xaa" * 40)

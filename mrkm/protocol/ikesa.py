@@ -20,10 +20,11 @@ else raises :class:`~mrkm.protocol.errors.UnexpectedMessage`.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mrkm.crypto import auth, dh, signatures
 from mrkm.crypto.keys import IkeSaKeys, derive_ike_sa_keys, gsk_w
@@ -47,6 +48,7 @@ from mrkm.wire import (
     FLAG_RESPONSE,
     AuthPayload,
     CertPayload,
+    CertReqPayload,
     IdiPayload,
     IdrPayload,
     IkeHeader,
@@ -154,6 +156,14 @@ def _cert_payloads(local: LocalCredentials) -> tuple[Payload, ...]:
     return (CertPayload(CERT_ENCODING_X509_SIGNATURE, der),)
 
 
+def _cert_requests(trust: PeerTrust) -> tuple[Payload, ...]:
+    """CERTREQ naming our CA by the SHA-1 hash of its public key (RFC 7296 §3.7)."""
+    if trust.ca is None:
+        return ()
+    spki = trust.ca.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return (CertReqPayload(CERT_ENCODING_X509_SIGNATURE, hashlib.sha1(spki).digest()),)
+
+
 def _verify_peer_auth(
     trust: PeerTrust,
     peer: Identity,
@@ -234,6 +244,7 @@ class IkeInitiator:
             KePayload(self._dh.group, self._dh.public_bytes),
             NoncePayload(self._ni),
             NotifyPayload(NotifyType.SIGNATURE_HASH_ALGORITHMS, _SIGNATURE_HASHES),
+            NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED),  # RFC 6023 §3
         ]
         header = IkeHeader(self.spi_i, bytes(8), ExchangeType.IKE_SA_INIT, FLAG_INITIATOR, 0)
         self._init_request = encode_message(header, tuple(payloads))
@@ -287,7 +298,11 @@ class IkeInitiator:
         octets = auth.signed_octets(
             suite.prf, self._init_request, nonce.data, sa_.keys.sk_pi, id_payload.body
         )
-        inner: tuple[Payload, ...] = (id_payload, *_cert_payloads(self.local))
+        inner: tuple[Payload, ...] = (
+            id_payload,
+            *_cert_payloads(self.local),
+            *_cert_requests(self.trust),
+        )
         if self._responder_id is not None:
             inner += (IdrPayload(self._responder_id.id_type, self._responder_id.data),)
         inner += (_auth_payload(self.local, suite.prf, octets), *self._extra)
@@ -413,7 +428,9 @@ class IkeResponder:
                 SaPayload((suite.to_proposal(num=num),)),
                 KePayload(suite.dh, own.public_bytes),
                 NoncePayload(nr),
+                *_cert_requests(self.trust),
                 NotifyPayload(NotifyType.SIGNATURE_HASH_ALGORITHMS, _SIGNATURE_HASHES),
+                NotifyPayload(NotifyType.CHILDLESS_IKEV2_SUPPORTED),  # RFC 6023 §3
             ),
         )
         self._init_request, self._init_response = raw, response
