@@ -1,0 +1,439 @@
+"""The key server (GCKS) as a sans-IO state machine (RFC 9838 §2.3, §2.4).
+
+:class:`KeyServer` answers registrations (IKE_SA_INIT + GSA_AUTH), keeps each
+group's Rekey SA and routing keys, and rolls the keys with signed GSA_REKEY
+messages to the group's multicast address, each sent as bitwise-identical
+copies on the group's schedule (§2.4.1.3). Datagrams, time and randomness
+go in and out through the methods below; nothing here touches a socket or
+a clock (STYLE.md item 1):
+
+* ``receive(data, addr, now)`` takes a datagram;
+* ``datagrams_to_send(now)`` returns ``(octets, (address, port))`` pairs;
+* ``next_timer()`` / ``handle_timer(now)`` drive rekeys, copies and cleanup;
+* ``events()`` drains what happened (:mod:`mrkm.protocol.events`).
+
+Group state survives a crash through :meth:`snapshot` / :meth:`restore`: the
+runtime persists it after every change, so a restarted GCKS never reuses a
+Message ID or a live key id, and members need not re-register.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from hashlib import sha256
+from typing import Any
+
+from mrkm.config import GcksConfig, GroupConfig
+from mrkm.crypto.signatures import SigningKey, algorithm_id_for, public_key_der
+from mrkm.errors import DecodeError, MrkmError
+from mrkm.protocol import events as ev
+from mrkm.protocol.credentials import Identity, LocalCredentials, PeerTrust
+from mrkm.protocol.group import GroupKeys, GroupPolicy, RoutingKey, TekPolicy, make_gsa, make_kd
+from mrkm.protocol.ikesa import AuthRequest, IkeResponder, SaState
+from mrkm.protocol.rekey import RekeySa, build_rekey
+from mrkm.wire import IdgPayload, IkeHeader, NoncePayload, NotifyPayload, encode_message, find
+from mrkm.wire.message import FLAG_RESPONSE, decode_message
+from mrkm.wire.registry import ExchangeType, IntegId, NotifyType, ProtocolId
+
+__all__ = ["KeyServer"]
+
+Rng = Callable[[int], bytes]
+Addr = tuple[str, int]
+
+_INTEG = {
+    "md5": IntegId.ROUTING_KEYED_MD5,
+    "hmac-sha-1": IntegId.ROUTING_HMAC_SHA1,
+    "hmac-sha-256": IntegId.ROUTING_HMAC_SHA256,
+    "hmac-sha-384": IntegId.ROUTING_HMAC_SHA384,
+    "hmac-sha-512": IntegId.ROUTING_HMAC_SHA512,
+}
+_PROTOCOL = {"ospfv2": ProtocolId.OSPFV2, "ospfv3": ProtocolId.OSPFV3_TRAILER}
+_KEY_ID_SPACE = {"ospfv2": 255, "ospfv3": 0xFFFF}  # RFC 2328 App. D: 8 bits; RFC 7166: 16
+HALF_OPEN_LIFETIME = 30.0  # s an unfinished registration IKE SA is kept
+IKE_SA_LINGER = 10.0  # s an established registration SA is kept for retransmits
+
+
+@dataclass
+class _Tek:
+    """One routing key of a group and when it expires (absolute seconds)."""
+
+    key: RoutingKey
+    created: float
+    expires: float
+
+
+@dataclass
+class _Group:
+    """A group's live state on the GCKS."""
+
+    config: GroupConfig
+    rekey_spi: bytes
+    rekey_keymat: bytes
+    next_message_id: int
+    teks: list[_Tek]
+    members: dict[str, float] = field(default_factory=dict)  # identity -> registered at
+
+    def live_teks(self, now: float) -> list[_Tek]:
+        return [t for t in self.teks if t.expires > now]
+
+
+@dataclass
+class _Session:
+    responder: IkeResponder
+    addr: Addr
+    created: float
+    expires: float
+
+
+class KeyServer:
+    """Registrations and rekeys for every configured group."""
+
+    def __init__(self, config: GcksConfig, signer: SigningKey, rng: Rng, now: float) -> None:
+        self.config, self.signer, self._rng = config, signer, rng
+        self.identity = Identity.fqdn(config.identity)
+        self._alg_id = algorithm_id_for(signer)
+        self._auth_key = public_key_der(signer.public_key())
+        self._psk = self._psk_table()
+        self._cookie_secret = rng(32)
+        self._groups: dict[str, _Group] = {g.name: self._new_group(g, now) for g in config.groups}
+        self._sessions: dict[bytes, _Session] = {}
+        self._outbox: list[tuple[bytes, Addr]] = []
+        self._copies: list[tuple[float, bytes, Addr]] = []
+        self._events: list[ev.Event] = []
+        self.counters: dict[str, int] = {}
+
+    # -- configuration and state ---------------------------------------------------
+
+    def _psk_table(self) -> dict[Identity, bytes]:
+        table: dict[Identity, bytes] = {}
+        for group in self.config.groups:
+            for member in group.members:
+                psk = member.psk or group.psk
+                if psk is not None:
+                    table.setdefault(Identity.fqdn(member.id), psk)
+        return table
+
+    def _authorized(self, peer: Identity) -> bool:
+        return peer in self._psk or any(
+            Identity.fqdn(m.id) == peer for g in self.config.groups for m in g.members
+        )
+
+    def _new_group(self, config: GroupConfig, now: float) -> _Group:
+        group = _Group(config, self._rng(16), self._rng(self._keymat_len()), 0, [])
+        group.teks.append(self._new_tek(group, now))
+        return group
+
+    def _keymat_len(self) -> int:
+        policy = GroupPolicy("0.0.0.0")
+        return RekeySa.keymat_len(policy.rekey_suite, policy.kwa)
+
+    def _policy(self, group: _Group) -> GroupPolicy:
+        cfg = group.config
+        return GroupPolicy(
+            gcks_address=self.config.listen[0],
+            rekey_address=cfg.rekey_address,
+            rekey_port=cfg.rekey_port,
+            signature_alg_id=self._alg_id,
+            teks=(
+                TekPolicy(
+                    _PROTOCOL[cfg.protocol], _INTEG[cfg.algorithm], max(1, int(cfg.lifetime))
+                ),
+            ),
+            atd=cfg.atd,
+            dtd=cfg.dtd,
+        )
+
+    def _rekey_sa(self, group: _Group) -> RekeySa:
+        policy = self._policy(group)
+        return RekeySa.from_keymat(
+            group.rekey_spi, policy.rekey_suite, policy.kwa, group.rekey_keymat
+        )
+
+    def _new_tek(self, group: _Group, now: float) -> _Tek:
+        """A fresh routing key whose id no live key of the group uses (wraps at 8/16 bits)."""
+        cfg = group.config
+        space = _KEY_ID_SPACE[cfg.protocol]
+        in_use = {int.from_bytes(t.key.spi, "big") for t in group.live_teks(now)}
+        last = int.from_bytes(group.teks[-1].key.spi, "big") if group.teks else 0
+        for step in range(1, space + 1):
+            key_id = (last + step - 1) % space + 1  # 1..space, never 0
+            if key_id not in in_use:
+                break
+        else:
+            raise MrkmError(f"group {cfg.name}: every key id is in use")
+        size = 1 if cfg.protocol == "ospfv2" else 2
+        key = RoutingKey(
+            _PROTOCOL[cfg.protocol],
+            key_id.to_bytes(size, "big"),
+            _INTEG[cfg.algorithm],
+            self._rng(cfg.key_len),
+            int(cfg.lifetime),
+        )
+        return _Tek(key, now, now + cfg.lifetime)
+
+    def _keys(self, group: _Group, teks: list[_Tek], now: float) -> GroupKeys:
+        # GSA_KEY_LIFETIME carries what is left of each key's life (RFC 9838 §4.4.2.2.1).
+        remaining = tuple(
+            RoutingKey(
+                t.key.protocol, t.key.spi, t.key.integ, t.key.key, max(1, round(t.expires - now))
+            )
+            for t in teks
+        )
+        return GroupKeys(group.rekey_spi, group.rekey_keymat, remaining, group.next_message_id)
+
+    # -- sans-IO interface ---------------------------------------------------------
+
+    def receive(self, data: bytes, addr: Addr, now: float) -> None:
+        """Process one datagram from ``addr``; never raises for bad input."""
+        try:
+            self._receive(data, addr, now)
+        except MrkmError as exc:
+            self._drop(now, addr, f"{type(exc).__name__}: {exc}")
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
+        """Datagrams due now: responses and rekey copies."""
+        due = [(d, a) for t, d, a in self._copies if t <= now]
+        self._copies = [c for c in self._copies if c[0] > now]
+        out, self._outbox = self._outbox + due, []
+        return out
+
+    def next_timer(self) -> float | None:
+        """When :meth:`handle_timer` next has work."""
+        times = [self._next_rekey_at(g) for g in self._groups.values()]
+        times += [t for t, _, _ in self._copies]
+        times += [s.expires for s in self._sessions.values()]
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        """Roll keys that are due, expire stale registration SAs."""
+        for group in self._groups.values():
+            if self._next_rekey_at(group) <= now:
+                self.rekey(group.config.name, now, reason="periodic")
+        for spi, session in list(self._sessions.items()):
+            if session.expires <= now:
+                del self._sessions[spi]
+
+    def events(self) -> list[ev.Event]:
+        """Drain the queued events."""
+        out, self._events = self._events, []
+        return out
+
+    # -- registration ---------------------------------------------------------------
+
+    def _drop(self, now: float, addr: Addr, reason: str) -> None:
+        key = reason.split(":")[0]
+        self.counters[f"dropped.{key}"] = self.counters.get(f"dropped.{key}", 0) + 1
+        self._events.append(ev.DatagramDropped(now, reason, f"{addr[0]}:{addr[1]}"))
+
+    def _receive(self, data: bytes, addr: Addr, now: float) -> None:
+        if len(data) < 28:
+            raise DecodeError(f"{len(data)} octets cannot hold an IKE header")
+        spi_i, spi_r, exchange = data[:8], data[8:16], data[18]
+        session = self._sessions.get(spi_i)
+        if exchange == ExchangeType.IKE_SA_INIT and spi_r == bytes(8):
+            if session is None:
+                if not self._admit(data, addr, now):
+                    return
+                session = self._open_session(addr, now)
+                self._sessions[spi_i] = session
+        elif session is None or (
+            session.responder.sa is not None and session.responder.sa.spi_r != spi_r
+        ):
+            raise DecodeError("no registration IKE SA with these SPIs")
+        out = session.responder.receive(data, now) if session.addr == addr else None
+        if out is None and session.addr != addr:
+            raise DecodeError("datagram for an IKE SA from another address")
+        if isinstance(out, AuthRequest):
+            out = self._decide(session, out, now)
+        if out is not None:
+            self._outbox.append((out, addr))
+
+    def _open_session(self, addr: Addr, now: float) -> _Session:
+        trust = PeerTrust(psks=self._psk, authorize=self._authorized)
+        local = LocalCredentials(self.identity, psk=self._first_psk())
+        responder = IkeResponder(local, trust, self._rng)
+        return _Session(responder, addr, now, now + HALF_OPEN_LIFETIME)
+
+    def _first_psk(self) -> bytes:
+        # The GCKS proves itself with the group PSK its members share.
+        for group in self.config.groups:
+            if group.psk is not None:
+                return group.psk
+        return next(iter(self._psk.values()))
+
+    def _half_open(self) -> int:
+        return sum(
+            1
+            for s in self._sessions.values()
+            if s.responder.state is SaState.RESP_EXPECT_AUTH_REQUEST
+        )
+
+    def _admit(self, data: bytes, addr: Addr, now: float) -> bool:
+        """Bound half-open SAs; above the threshold demand a COOKIE (RFC 7296 §2.6)."""
+        half_open = self._half_open()
+        if half_open >= self.config.max_half_open:
+            self._drop(now, addr, "overload: too many half-open IKE SAs")
+            return False
+        if half_open < self.config.cookie_threshold:
+            return True
+        message = decode_message(data)
+        nonce = find(message.payloads, NoncePayload)
+        if nonce is None:
+            raise DecodeError("IKE_SA_INIT without a Nonce")
+        expected = self._cookie(nonce.data, addr, data[:8])
+        first = message.payloads[0] if message.payloads else None
+        if (
+            isinstance(first, NotifyPayload)
+            and first.notify_type == NotifyType.COOKIE
+            and hmac.compare_digest(first.data, expected)
+        ):
+            return True
+        header = IkeHeader(data[:8], bytes(8), ExchangeType.IKE_SA_INIT, FLAG_RESPONSE, 0)
+        self._outbox.append(
+            (encode_message(header, (NotifyPayload(NotifyType.COOKIE, expected),)), addr)
+        )
+        self.counters["cookies_sent"] = self.counters.get("cookies_sent", 0) + 1
+        return False
+
+    def _cookie(self, ni: bytes, addr: Addr, spi_i: bytes) -> bytes:
+        mac = hmac.new(self._cookie_secret, ni + addr[0].encode() + spi_i, sha256)
+        return b"\x01" + mac.digest()[:16]
+
+    def _decide(self, session: _Session, request: AuthRequest, now: float) -> bytes:
+        responder = session.responder
+        member = request.peer.data.decode("ascii", "replace")
+        idg = find(request.payloads, IdgPayload)
+        group = self._groups.get(idg.data.decode("ascii", "replace")) if idg else None
+        if group is None or request.exchange != ExchangeType.GSA_AUTH:
+            reason = "INVALID_GROUP_ID"
+            self._events.append(
+                ev.RegistrationRejected(now, member, reason, idg.data.hex() if idg else "")
+            )
+            return responder.reject(NotifyType.INVALID_GROUP_ID)
+        if not any(m.id == member for m in group.config.members):
+            self._events.append(
+                ev.RegistrationRejected(now, member, "AUTHORIZATION_FAILED", group.config.name)
+            )
+            return responder.reject(NotifyType.AUTHORIZATION_FAILED)
+        assert responder.sa is not None
+        sa = responder.sa
+        policy = self._policy(group)
+        keys = self._keys(group, group.live_teks(now), now)
+        gsa = make_gsa(policy, keys, registration=True)
+        kd = make_kd(policy, keys, sa.gsk_w, sa.suite.kwa or policy.kwa, self._auth_key)
+        group.members[member] = now
+        session.expires = now + IKE_SA_LINGER  # RFC 9838 §2.3.3: the GCKS closes it
+        self._events.append(ev.MemberRegistered(now, group.config.name, member, len(group.members)))
+        return responder.accept((gsa, kd))
+
+    # -- rekey ---------------------------------------------------------------------
+
+    def _next_rekey_at(self, group: _Group) -> float:
+        return group.teks[-1].expires - group.config.rekey_margin
+
+    def rekey(self, name: str, now: float, reason: str = "manual") -> int:
+        """Create the group's next routing key and multicast it; return the Message ID."""
+        group = self._groups[name]
+        tek = self._new_tek(group, now)
+        group.teks = [*group.live_teks(now), tek]
+        message_id = group.next_message_id
+        group.next_message_id += 1
+        policy = self._policy(group)
+        sa = self._rekey_sa(group)
+        keys = self._keys(group, [tek], now)
+        gsa = make_gsa(policy, keys, registration=False)
+        kd = make_kd(policy, keys, sa.gsk_w, sa.kwa, None)
+        raw = build_rekey(sa, message_id, (gsa, kd), self.signer, self._rng(sa.suite.iv_len))
+        dest = (group.config.rekey_address, group.config.rekey_port)
+        self._copies += [(now + at, raw, dest) for at in group.config.copies]
+        self._events.append(
+            ev.RekeySent(
+                now,
+                name,
+                message_id,
+                (int.from_bytes(tek.key.spi, "big"),),
+                len(raw),
+                len(group.config.copies),
+                reason,
+                1,
+            )
+        )
+        return message_id
+
+    # -- inspection and persistence ------------------------------------------------
+
+    def group_names(self) -> list[str]:
+        """The configured group names."""
+        return list(self._groups)
+
+    def status(self, now: float) -> dict[str, Any]:
+        """What ``mrkm status`` shows: groups, members, current key ids, counters."""
+        return {
+            "identity": self.config.identity,
+            "groups": {
+                name: {
+                    "members": sorted(g.members),
+                    "key_ids": [int.from_bytes(t.key.spi, "big") for t in g.live_teks(now)],
+                    "next_message_id": g.next_message_id,
+                    "next_rekey_in": round(self._next_rekey_at(g) - now, 3),
+                }
+                for name, g in self._groups.items()
+            },
+            "registration_sas": len(self._sessions),
+            "counters": dict(self.counters),
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """All group state as JSON-ready data (keys included: store it privately)."""
+        return {
+            "version": 1,
+            "groups": {
+                name: {
+                    "rekey_spi": g.rekey_spi.hex(),
+                    "rekey_keymat": g.rekey_keymat.hex(),
+                    "next_message_id": g.next_message_id,
+                    "members": g.members,
+                    "teks": [
+                        {
+                            "spi": t.key.spi.hex(),
+                            "key": t.key.key.hex(),
+                            "integ": t.key.integ,
+                            "protocol": t.key.protocol,
+                            "created": t.created,
+                            "expires": t.expires,
+                        }
+                        for t in g.teks
+                    ],
+                }
+                for name, g in self._groups.items()
+            },
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue from a snapshot; groups no longer configured are ignored."""
+        if snapshot.get("version") != 1:
+            raise ValueError("unknown GCKS state version")
+        for name, data in snapshot["groups"].items():
+            group = self._groups.get(name)
+            if group is None:
+                continue
+            group.rekey_spi = bytes.fromhex(data["rekey_spi"])
+            group.rekey_keymat = bytes.fromhex(data["rekey_keymat"])
+            group.next_message_id = int(data["next_message_id"])
+            group.members = {str(k): float(v) for k, v in data["members"].items()}
+            group.teks = [
+                _Tek(
+                    RoutingKey(
+                        int(t["protocol"]),
+                        bytes.fromhex(t["spi"]),
+                        int(t["integ"]),
+                        bytes.fromhex(t["key"]),
+                        group.config.key_len,
+                    ),
+                    float(t["created"]),
+                    float(t["expires"]),
+                )
+                for t in data["teks"]
+            ]

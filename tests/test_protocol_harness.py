@@ -1,0 +1,116 @@
+"""GCKS and GMs on virtual time: registration, rekeys under loss, repair, restart."""
+
+from __future__ import annotations
+
+import pytest
+
+from mrkm.protocol import events as ev
+from mrkm.protocol.gm import GmState
+from tests.harness import T0, Harness, make_group
+
+
+def current_key_ids(h: Harness) -> set[int]:
+    return set(h.gcks.status(h.now)["groups"]["ospfv2-area0"]["key_ids"])
+
+
+def newest_key(h: Harness) -> int:
+    return int(h.gcks.status(h.now)["groups"]["ospfv2-area0"]["key_ids"][-1])
+
+
+def holds(gm: object, key_id: int, now: float) -> bool:
+    rows = gm.key_table.rows.values()  # type: ignore[attr-defined]
+    return any(r.key_id == key_id and r.accepting(now) for r in rows)
+
+
+def test_registration_and_one_rekey() -> None:
+    h = Harness(3)
+    h.run_until(T0 + 5)
+    assert all(gm.state("ospfv2-area0") is GmState.GM_MEMBER for gm in h.gms.values())
+    first = newest_key(h)
+    assert all(holds(gm, first, h.now) for gm in h.gms.values())
+    h.run_until(T0 + 50)  # lifetime 60, margin 15: the rekey goes out at T0 + 45
+    second = newest_key(h)
+    assert second != first
+    accepted = [e for e in h.events if isinstance(e, ev.RekeyAccepted)]
+    assert len(accepted) == 3 and {e.key_ids for e in accepted} == {(second,)}
+    duplicates = [e for e in h.events if isinstance(e, ev.RekeyDuplicate)]
+    assert len(duplicates) == 3 * 4  # five bitwise-identical copies, four dropped
+    for gm in h.gms.values():
+        row = gm.key_table.rows[("ospfv2", second)]
+        old = gm.key_table.rows[("ospfv2", first)]
+        assert row.send_start == pytest.approx(row.accept_start + 2, abs=0.01)  # ATD
+        assert old.send_end == row.send_start  # the old key stops sending then
+        assert old.accept_end == pytest.approx(row.send_start + 4, abs=0.01)  # DTD
+
+
+@pytest.mark.slow
+def test_500_members_20_rekeys_with_10_percent_loss() -> None:
+    h = Harness(500, loss=0.10, seed=7)
+    h.run_until(T0 + 60)
+    assert all(gm.state("ospfv2-area0") is GmState.GM_MEMBER for gm in h.gms.values())
+    end = T0 + 45 * 20 + 20  # 20 rekeys, one every 45 s after the first key
+    h.run_until(end)
+    sent = [e for e in h.events if isinstance(e, ev.RekeySent)]
+    assert len(sent) >= 20
+    key = newest_key(h)
+    lacking = [gm.config.identity for gm in h.gms.values() if not holds(gm, key, h.now)]
+    assert lacking == []
+    # Loss was real: registrations were retransmitted and some copies were lost.
+    assert sum(gm.counters.get("retransmissions", 0) for gm in h.gms.values()) > 50
+
+
+def test_lost_rekey_is_repaired_by_re_registration() -> None:
+    h = Harness(2)
+    h.run_until(T0 + 5)
+    victim_addr = next(iter(h.gms))
+    # Every copy of every GSA_REKEY to the victim is lost.
+    h.drop_filter = lambda data, src, dst: dst == victim_addr and data[18] == 41
+    h.run_until(T0 + 58)
+    key = newest_key(h)
+    assert holds(h.gms[victim_addr], key, h.now)
+    repairs = [e for e in h.events if isinstance(e, ev.RepairScheduled)]
+    assert repairs and "near expiry" in repairs[0].reason
+
+
+def test_unauthorized_member_is_refused_and_retries_slowly() -> None:
+    h = Harness(2, group=make_group(1))  # only r0 is on the authorization list
+    h.run_until(T0 + 5)
+    gms = list(h.gms.values())
+    assert gms[0].state("ospfv2-area0") is GmState.GM_MEMBER
+    assert gms[1].state("ospfv2-area0") is GmState.GM_IDLE
+    failed = [e for e in h.events if isinstance(e, ev.RegistrationFailed)]
+    # No PSK is known for r1, so its AUTH cannot verify (RFC 7296 §2.21.2).
+    assert failed and failed[0].notify_type == 24 and "AUTHENTICATION_FAILED" in failed[0].reason
+    assert failed[0].retry_at is not None and failed[0].retry_at - h.now > 20
+
+
+def test_gcks_restart_from_snapshot_continues_without_re_registration() -> None:
+    h = Harness(3)
+    h.run_until(T0 + 50)
+    snapshot = h.gcks.snapshot()
+    before = h.gcks.status(h.now)["groups"]["ospfv2-area0"]
+    from mrkm.protocol.gcks import KeyServer
+
+    h.gcks = KeyServer(h.gcks_config, h.signer, h.rand.randbytes, h.now)
+    h.gcks.restore(snapshot)
+    after = h.gcks.status(h.now)["groups"]["ospfv2-area0"]
+    assert after["next_message_id"] == before["next_message_id"]
+    assert after["key_ids"] == before["key_ids"]
+    started = len([e for e in h.events if isinstance(e, ev.RegistrationStarted)])
+    h.run_until(T0 + 100)
+    key = newest_key(h)
+    assert all(holds(gm, key, h.now) for gm in h.gms.values())
+    assert len([e for e in h.events if isinstance(e, ev.RegistrationStarted)]) == started
+
+
+def test_garbage_and_replayed_rekeys_are_counted_not_fatal() -> None:
+    h = Harness(1)
+    h.run_until(T0 + 50)
+    gm = next(iter(h.gms.values()))
+    sent = [e for e in h.events if isinstance(e, ev.RekeySent)]
+    assert sent
+    gm.receive(b"\x00" * 10, ("10.9.9.9", 1), h.now)
+    h.gcks.receive(b"\x01" * 40, ("10.9.9.9", 1), h.now)
+    dropped = [e for e in h.gcks.events() if isinstance(e, ev.DatagramDropped)]
+    assert dropped and "IKE" in dropped[0].reason
+    assert gm.state("ospfv2-area0") is GmState.GM_MEMBER
