@@ -57,13 +57,22 @@ def traffic_selectors(draw: st.DrawFn) -> TrafficSelector:
     ts_type = draw(st.sampled_from([7, 8]))
     size = 4 if ts_type == 7 else 16
     return TrafficSelector(
-        ts_type, draw(u8), draw(u16), draw(u16), draw(st.binary(min_size=size, max_size=size)),
+        ts_type,
+        draw(u8),
+        draw(u16),
+        draw(u16),
+        draw(st.binary(min_size=size, max_size=size)),
         draw(st.binary(min_size=size, max_size=size)),
     )
 
 
-_SPI_SIZES = {ProtocolId.GIKE_UPDATE: 16, ProtocolId.AH: 4, ProtocolId.ESP: 4,
-              ProtocolId.OSPFV2: 1, ProtocolId.OSPFV3_TRAILER: 2}
+_SPI_SIZES = {
+    ProtocolId.GIKE_UPDATE: 16,
+    ProtocolId.AH: 4,
+    ProtocolId.ESP: 4,
+    ProtocolId.OSPFV2: 1,
+    ProtocolId.OSPFV3_TRAILER: 2,
+}
 
 
 @st.composite
@@ -71,22 +80,35 @@ def gsa_policies(draw: st.DrawFn) -> GsaPolicy:
     protocol = draw(st.one_of(st.sampled_from(sorted(_SPI_SIZES)), st.integers(7, 200)))
     size = _SPI_SIZES.get(protocol, draw(st.integers(0, 8)))
     spi = draw(st.binary(min_size=size, max_size=size))
-    return GsaPolicy(protocol, spi, draw(traffic_selectors()), draw(traffic_selectors()),
-                     draw(transform_lists), draw(attribute_lists))
+    return GsaPolicy(
+        protocol,
+        spi,
+        draw(traffic_selectors()),
+        draw(traffic_selectors()),
+        draw(transform_lists),
+        draw(attribute_lists),
+    )
 
 
-group_wide = st.builds(GroupWidePolicy, st.lists(st.builds(Attribute, st.integers(0, 0x7FFF), u16),
-                                                 max_size=3).map(tuple))
-gsa_payloads = st.builds(GsaPayload, st.lists(st.one_of(gsa_policies(), group_wide),
-                                              max_size=4).map(tuple))
+group_wide = st.builds(
+    GroupWidePolicy,
+    st.lists(st.builds(Attribute, st.integers(0, 0x7FFF), u16), max_size=3).map(tuple),
+)
+gsa_payloads = st.builds(
+    GsaPayload, st.lists(st.one_of(gsa_policies(), group_wide), max_size=4).map(tuple)
+)
 
-wrapped_keys = st.builds(WrappedKey, u32, u32,
-                         st.integers(2, 6).flatmap(lambda n: st.binary(min_size=8 * n,
-                                                                       max_size=8 * n)))
+wrapped_keys = st.builds(
+    WrappedKey,
+    u32,
+    u32,
+    st.integers(2, 6).flatmap(lambda n: st.binary(min_size=8 * n, max_size=8 * n)),
+)
 group_bags = st.builds(GroupKeyBag, st.integers(1, 255), st.binary(max_size=16), attribute_lists)
 member_bags = st.builds(MemberKeyBag, attribute_lists)
-kd_payloads = st.builds(KdPayload, st.lists(st.one_of(group_bags, member_bags),
-                                            max_size=4).map(tuple))
+kd_payloads = st.builds(
+    KdPayload, st.lists(st.one_of(group_bags, member_bags), max_size=4).map(tuple)
+)
 
 ids = st.tuples(u8, small_bytes)
 auth_payloads = st.one_of(
@@ -130,10 +152,14 @@ payloads = st.one_of(simple_payloads, sa_payloads, gsa_payloads, kd_payloads)
 def payload_chains(draw: st.DrawFn) -> tuple[object, ...]:
     chain = draw(st.lists(payloads, max_size=5))
     if draw(st.booleans()):
-        chain.append(EncryptedPayload(draw(st.sampled_from([0, 35, 39, 50, 51])),
-                                      draw(st.binary(max_size=48))))
+        chain.append(
+            EncryptedPayload(
+                draw(st.sampled_from([0, 35, 39, 50, 51])), draw(st.binary(max_size=48))
+            )
+        )
     return tuple(chain)
 
 
-headers = st.builds(IkeHeader, st.binary(min_size=8, max_size=8), st.binary(min_size=8, max_size=8),
-                    u8, u8, u32)
+headers = st.builds(
+    IkeHeader, st.binary(min_size=8, max_size=8), st.binary(min_size=8, max_size=8), u8, u8, u32
+)

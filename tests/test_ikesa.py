@@ -35,10 +35,19 @@ def rng(seed: int):  # type: ignore[no-untyped-def]
 
 
 def psk_pair(**kw):  # type: ignore[no-untyped-def]
-    init = IkeInitiator(LocalCredentials(GM, psk=PSK), PeerTrust(psks={GCKS: PSK}), rng(1),
-                        auth_payloads=(IdgPayload(11, b"ospfv2-area0"),), **kw)
-    resp = IkeResponder(LocalCredentials(GCKS, psk=PSK), PeerTrust(psks={GM: PSK}), rng(2),
-                        suites=kw.get("suites", (IkeSuite(),)))
+    init = IkeInitiator(
+        LocalCredentials(GM, psk=PSK),
+        PeerTrust(psks={GCKS: PSK}),
+        rng(1),
+        auth_payloads=(IdgPayload(11, b"ospfv2-area0"),),
+        **kw,
+    )
+    resp = IkeResponder(
+        LocalCredentials(GCKS, psk=PSK),
+        PeerTrust(psks={GM: PSK}),
+        rng(2),
+        suites=kw.get("suites", (IkeSuite(),)),
+    )
     return init, resp
 
 
@@ -100,10 +109,12 @@ def test_rejection_notify_reaches_the_initiator() -> None:
 
 def test_invalid_ke_payload_retry_uses_the_named_group() -> None:
     x25519, p256 = IkeSuite(), IkeSuite(dh=DhGroup.ECP_256)
-    init = IkeInitiator(LocalCredentials(GM, psk=PSK), PeerTrust(psks={GCKS: PSK}), rng(1),
-                        suites=(x25519, p256))
-    resp = IkeResponder(LocalCredentials(GCKS, psk=PSK), PeerTrust(psks={GM: PSK}), rng(2),
-                        suites=(p256,))
+    init = IkeInitiator(
+        LocalCredentials(GM, psk=PSK), PeerTrust(psks={GCKS: PSK}), rng(1), suites=(x25519, p256)
+    )
+    resp = IkeResponder(
+        LocalCredentials(GCKS, psk=PSK), PeerTrust(psks={GM: PSK}), rng(2), suites=(p256,)
+    )
     reply = resp.receive(init.initiate(), NOW)
     assert isinstance(reply, bytes)
     notify = decode_message(reply).payloads[0]
@@ -116,8 +127,12 @@ def test_invalid_ke_payload_retry_uses_the_named_group() -> None:
 
 def test_no_common_suite() -> None:
     init, _ = psk_pair()
-    resp = IkeResponder(LocalCredentials(GCKS, psk=PSK), PeerTrust(psks={GM: PSK}), rng(2),
-                        suites=(IkeSuite(encr_key_bits=128),))
+    resp = IkeResponder(
+        LocalCredentials(GCKS, psk=PSK),
+        PeerTrust(psks={GM: PSK}),
+        rng(2),
+        suites=(IkeSuite(encr_key_bits=128),),
+    )
     reply = resp.receive(init.initiate(), NOW)
     assert isinstance(reply, bytes)
     with pytest.raises(PeerReportedError, match="NO_PROPOSAL_CHOSEN"):
@@ -150,30 +165,40 @@ def test_response_in_wrong_state_is_rejected() -> None:
         init.receive(reply, NOW)
 
 
-@pytest.mark.parametrize("make_key", [ed25519.Ed25519PrivateKey.generate,
-                                      lambda: ec.generate_private_key(ec.SECP256R1())])
+@pytest.mark.parametrize(
+    "make_key",
+    [ed25519.Ed25519PrivateKey.generate, lambda: ec.generate_private_key(ec.SECP256R1())],
+)
 def test_certificate_registration(make_key) -> None:  # type: ignore[no-untyped-def]
     start = datetime(2026, 1, 1, tzinfo=UTC)
     ca_key = make_key()
     ca = certs.make_ca("MRKM test CA", ca_key, start, 3650)
     gm_key, gcks_key = make_key(), make_key()
-    gm_cert = certs.issue_cert(ca, ca_key, "gm1", gm_key.public_key(), start, 365,
-                               "gm1.mrkm.test")
-    gcks_cert = certs.issue_cert(ca, ca_key, "gcks", gcks_key.public_key(), start, 365,
-                                 "gcks.mrkm.test")
-    init = IkeInitiator(LocalCredentials(GM, signing_key=gm_key, certificate=gm_cert),
-                        PeerTrust(ca=ca), rng(1))
-    resp = IkeResponder(LocalCredentials(GCKS, signing_key=gcks_key, certificate=gcks_cert),
-                        PeerTrust(ca=ca), rng(2))
+    gm_cert = certs.issue_cert(ca, ca_key, "gm1", gm_key.public_key(), start, 365, "gm1.mrkm.test")
+    gcks_cert = certs.issue_cert(
+        ca, ca_key, "gcks", gcks_key.public_key(), start, 365, "gcks.mrkm.test"
+    )
+    init = IkeInitiator(
+        LocalCredentials(GM, signing_key=gm_key, certificate=gm_cert), PeerTrust(ca=ca), rng(1)
+    )
+    resp = IkeResponder(
+        LocalCredentials(GCKS, signing_key=gcks_key, certificate=gcks_cert),
+        PeerTrust(ca=ca),
+        rng(2),
+    )
     assert run(init, resp).peer == GM
     assert init.receive(resp.accept(), NOW) is None
     assert init.state is SaState.ESTABLISHED
 
     # A certificate that names someone else does not authenticate GM's identity.
     other = certs.issue_cert(ca, ca_key, "x", gm_key.public_key(), start, 365, "x.mrkm.test")
-    init = IkeInitiator(LocalCredentials(GM, signing_key=gm_key, certificate=other),
-                        PeerTrust(ca=ca), rng(3))
-    resp = IkeResponder(LocalCredentials(GCKS, signing_key=gcks_key, certificate=gcks_cert),
-                        PeerTrust(ca=ca), rng(4))
+    init = IkeInitiator(
+        LocalCredentials(GM, signing_key=gm_key, certificate=other), PeerTrust(ca=ca), rng(3)
+    )
+    resp = IkeResponder(
+        LocalCredentials(GCKS, signing_key=gcks_key, certificate=gcks_cert),
+        PeerTrust(ca=ca),
+        rng(4),
+    )
     with pytest.raises(AuthenticationFailed, match="not in the peer's certificate"):
         run(init, resp)

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
+from cryptography import x509
+
 from mrkm.config import GcksConfig, GroupConfig
 from mrkm.crypto.signatures import SigningKey, algorithm_id_for, public_key_der
 from mrkm.errors import DecodeError, MrkmError
@@ -90,8 +92,25 @@ class _Session:
 class KeyServer:
     """Registrations and rekeys for every configured group."""
 
-    def __init__(self, config: GcksConfig, signer: SigningKey, rng: Rng, now: float) -> None:
+    def __init__(
+        self,
+        config: GcksConfig,
+        signer: SigningKey,
+        rng: Rng,
+        now: float,
+        certificate: x509.Certificate | None = None,
+        ca: x509.Certificate | None = None,
+    ) -> None:
+        """Start with fresh keys for every group (use :meth:`restore` to continue).
+
+        ``signer`` signs GSA_REKEYs; with ``certificate`` it also authenticates
+        the GCKS in GSA_AUTH (RFC 7427), and ``ca`` lets members authenticate
+        with certificates; otherwise both sides use the groups' PSKs.
+        """
         self.config, self.signer, self._rng = config, signer, rng
+        self._certificate, self._ca = certificate, ca
+        #: Bumped whenever persistent state changes; the runtime saves on change.
+        self.state_version = 0
         self.identity = Identity.fqdn(config.identity)
         self._alg_id = algorithm_id_for(signer)
         self._auth_key = public_key_der(signer.public_key())
@@ -251,8 +270,13 @@ class KeyServer:
             self._outbox.append((out, addr))
 
     def _open_session(self, addr: Addr, now: float) -> _Session:
-        trust = PeerTrust(psks=self._psk, authorize=self._authorized)
-        local = LocalCredentials(self.identity, psk=self._first_psk())
+        trust = PeerTrust(psks=self._psk, ca=self._ca, authorize=self._authorized)
+        if self._certificate is not None:
+            local = LocalCredentials(
+                self.identity, signing_key=self.signer, certificate=self._certificate
+            )
+        else:
+            local = LocalCredentials(self.identity, psk=self._first_psk())
         responder = IkeResponder(local, trust, self._rng)
         return _Session(responder, addr, now, now + HALF_OPEN_LIFETIME)
 
@@ -324,6 +348,7 @@ class KeyServer:
         gsa = make_gsa(policy, keys, registration=True)
         kd = make_kd(policy, keys, sa.gsk_w, sa.suite.kwa or policy.kwa, self._auth_key)
         group.members[member] = now
+        self.state_version += 1
         session.expires = now + IKE_SA_LINGER  # RFC 9838 §2.3.3: the GCKS closes it
         self._events.append(ev.MemberRegistered(now, group.config.name, member, len(group.members)))
         return responder.accept((gsa, kd))
@@ -340,6 +365,7 @@ class KeyServer:
         group.teks = [*group.live_teks(now), tek]
         message_id = group.next_message_id
         group.next_message_id += 1
+        self.state_version += 1
         policy = self._policy(group)
         sa = self._rekey_sa(group)
         keys = self._keys(group, [tek], now)

@@ -139,9 +139,13 @@ def _derive(
     return IkeSa(spi_i, spi_r, suite, keys, ni, nr)
 
 
-def _auth_payload(local: LocalCredentials, prf_id: int, octets: bytes) -> AuthPayload:
+def _auth_payload(
+    local: LocalCredentials, prf_id: int, octets: bytes, pair_psk: bytes | None = None
+) -> AuthPayload:
+    """Our AUTH: with a PSK, the one shared with this peer if known (RFC 7296 §2.15)."""
     if local.psk is not None:
-        return AuthPayload(AuthMethod.SHARED_KEY_MIC, auth.psk_auth(prf_id, local.psk, octets))
+        psk = pair_psk or local.psk
+        return AuthPayload(AuthMethod.SHARED_KEY_MIC, auth.psk_auth(prf_id, psk, octets))
     assert local.signing_key is not None  # guaranteed by LocalCredentials
     key = local.signing_key
     return AuthPayload(
@@ -489,7 +493,12 @@ class IkeResponder:
         inner = (
             idr,
             *_cert_payloads(self.local),
-            _auth_payload(self.local, self.sa.suite.prf, octets),
+            _auth_payload(
+                self.local,
+                self.sa.suite.prf,
+                octets,
+                self.trust.psk_for(self.peer) if self.peer is not None else None,
+            ),
             *extra,
         )
         response = self.sa.seal(self.sa.header(self._exchange, FLAG_RESPONSE, 1), inner, self._rng)
