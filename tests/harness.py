@@ -83,7 +83,7 @@ class Harness:
 
     def add_gm(self, i: int, overrides: dict[str, object]) -> GroupMember:
         addr = (f"10.1.{i // 250}.{i % 250 + 1}", 848)
-        config = GmConfig(gm_name(i), GCKS_ADDR, (self.group.name,), **overrides)  # type: ignore[arg-type]
+        config = GmConfig(gm_name(i), GCKS_ADDR, (self.group.name,), psk=PSK, **overrides)  # type: ignore[arg-type]
         local = LocalCredentials(Identity.fqdn(gm_name(i)), psk=PSK)
         trust = PeerTrust(psks={Identity.fqdn("gcks.mrkm"): PSK})
         gm = GroupMember(

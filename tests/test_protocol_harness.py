@@ -114,3 +114,68 @@ def test_garbage_and_replayed_rekeys_are_counted_not_fatal() -> None:
     dropped = [e for e in h.gcks.events() if isinstance(e, ev.DatagramDropped)]
     assert dropped and "IKE" in dropped[0].reason
     assert gm.state("ospfv2-area0") is GmState.GM_MEMBER
+
+
+def _rekey_datagrams(h: Harness) -> list[bytes]:
+    """Record every GSA_REKEY the GCKS sends from now on."""
+    seen: list[bytes] = []
+    previous = h.drop_filter
+
+    def spy(data: bytes, src: tuple[str, int], dst: tuple[str, int]) -> bool:
+        if data[18] == 41 and data not in seen:
+            seen.append(data)
+        return previous(data, src, dst) if previous else False
+
+    h.drop_filter = spy
+    return seen
+
+
+@pytest.mark.parametrize("members", [8, 100])
+def test_eviction_uses_the_key_tree_and_excludes_only_the_evicted(members: int) -> None:
+    from math import ceil, log2
+
+    from mrkm.crypto import keywrap
+    from mrkm.errors import IntegrityCheckFailed
+    from mrkm.protocol.rekey import open_rekey
+    from mrkm.wire import KdPayload, find
+
+    h = Harness(members)
+    h.run_until(T0 + 5)
+    addrs = list(h.gms)
+    victim = h.gms[addrs[3]]
+    held = victim._groups["ospfv2-area0"]  # everything the victim ever knew
+    assert held.key_path is not None and held.rekey_sa is not None
+    victim_keys = [k for _, k in held.key_path.keys] + [held.rekey_sa.gsk_w]
+    old_sa = held.rekey_sa
+    rekeys = _rekey_datagrams(h)
+    h.gcks.evict("ospfv2-area0", victim.config.identity, h.now)
+    h.run_until(T0 + 10)
+
+    sent = [e for e in h.events if isinstance(e, ev.RekeySent)]
+    eviction = next(e for e in sent if e.reason == "eviction")
+    assert eviction.wrapped_keys <= 2 * ceil(log2(members))
+    assert any(e.reason == "after-eviction" for e in sent)
+    new_key = newest_key(h)
+    others = [gm for a, gm in h.gms.items() if a != addrs[3]]
+    assert all(holds(gm, new_key, h.now) for gm in others)
+    assert not holds(victim, new_key, h.now)
+    # Outside judge of forward access control: no key the victim held unwraps
+    # anything in the eviction rekey, which it can still decrypt.
+    _, inner = open_rekey(old_sa, rekeys[0], None)
+    kd = find(inner, KdPayload)
+    assert kd is not None
+    wrapped = [w for b in kd.group_bags for w in b.sa_keys]
+    wrapped += list(kd.member_bag.wrap_keys) if kd.member_bag else []
+    assert len(wrapped) == eviction.wrapped_keys
+    for w in wrapped:
+        for key in victim_keys:
+            with pytest.raises(IntegrityCheckFailed):
+                keywrap.unwrap(3, key, w.encrypted)
+
+    # Every later rekey stays out of the victim's reach; its re-registration is refused.
+    h.run_until(T0 + 200)
+    assert all(holds(gm, newest_key(h), h.now) for gm in others)
+    assert not any(r.accepting(h.now) for r in victim.key_table.rows.values())
+    refused = [e for e in h.events if isinstance(e, ev.RegistrationRejected)]
+    assert refused and refused[0].reason == "AUTHORIZATION_FAILED"
+    assert victim.config.identity not in h.gcks.status(h.now)["groups"]["ospfv2-area0"]["members"]

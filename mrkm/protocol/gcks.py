@@ -29,11 +29,12 @@ from cryptography import x509
 
 from mrkm.config import GcksConfig, GroupConfig
 from mrkm.crypto.signatures import SigningKey, algorithm_id_for, public_key_der
-from mrkm.errors import DecodeError, MrkmError
+from mrkm.errors import BadValue, DecodeError, MrkmError
 from mrkm.protocol import events as ev
 from mrkm.protocol.credentials import Identity, LocalCredentials, PeerTrust
 from mrkm.protocol.group import GroupKeys, GroupPolicy, RoutingKey, TekPolicy, make_gsa, make_kd
 from mrkm.protocol.ikesa import AuthRequest, IkeResponder, SaState
+from mrkm.protocol.keytree import KeyTree
 from mrkm.protocol.rekey import RekeySa, build_rekey
 from mrkm.wire import IdgPayload, IkeHeader, NoncePayload, NotifyPayload, encode_message, find
 from mrkm.wire.message import FLAG_RESPONSE, decode_message
@@ -55,6 +56,7 @@ _PROTOCOL = {"ospfv2": ProtocolId.OSPFV2, "ospfv3": ProtocolId.OSPFV3_TRAILER}
 _KEY_ID_SPACE = {"ospfv2": 255, "ospfv3": 0xFFFF}  # RFC 2328 App. D: 8 bits; RFC 7166: 16
 HALF_OPEN_LIFETIME = 30.0  # s an unfinished registration IKE SA is kept
 IKE_SA_LINGER = 10.0  # s an established registration SA is kept for retransmits
+FOLLOW_UP_DELAY = 0.5  # s after an eviction rekey's last copy before the new TEK is sent
 
 
 @dataclass
@@ -75,7 +77,10 @@ class _Group:
     rekey_keymat: bytes
     next_message_id: int
     teks: list[_Tek]
+    tree: KeyTree
     members: dict[str, float] = field(default_factory=dict)  # identity -> registered at
+    evicted: set[str] = field(default_factory=set)
+    follow_up_at: float | None = None  # the TEK rekey that follows an eviction
 
     def live_teks(self, now: float) -> list[_Tek]:
         return [t for t in self.teks if t.expires > now]
@@ -140,7 +145,8 @@ class KeyServer:
         )
 
     def _new_group(self, config: GroupConfig, now: float) -> _Group:
-        group = _Group(config, self._rng(16), self._rng(self._keymat_len()), 0, [])
+        tree = KeyTree(max(2, len(config.members)), GroupPolicy("0.0.0.0").kwa, self._rng)
+        group = _Group(config, self._rng(16), self._rng(self._keymat_len()), 0, [], tree)
         group.teks.append(self._new_tek(group, now))
         return group
 
@@ -229,7 +235,8 @@ class KeyServer:
         """Roll keys that are due, expire stale registration SAs."""
         for group in self._groups.values():
             if self._next_rekey_at(group) <= now:
-                self.rekey(group.config.name, now, reason="periodic")
+                reason = "after-eviction" if group.follow_up_at is not None else "periodic"
+                self.rekey(group.config.name, now, reason=reason)
         for spi, session in list(self._sessions.items()):
             if session.expires <= now:
                 del self._sessions[spi]
@@ -336,7 +343,7 @@ class KeyServer:
                 ev.RegistrationRejected(now, member, reason, idg.data.hex() if idg else "")
             )
             return responder.reject(NotifyType.INVALID_GROUP_ID)
-        if not any(m.id == member for m in group.config.members):
+        if member in group.evicted or not any(m.id == member for m in group.config.members):
             self._events.append(
                 ev.RegistrationRejected(now, member, "AUTHORIZATION_FAILED", group.config.name)
             )
@@ -346,7 +353,9 @@ class KeyServer:
         policy = self._policy(group)
         keys = self._keys(group, group.live_teks(now), now)
         gsa = make_gsa(policy, keys, registration=True)
-        kd = make_kd(policy, keys, sa.gsk_w, sa.suite.kwa or policy.kwa, self._auth_key)
+        kwa = sa.suite.kwa or policy.kwa
+        path = tuple(group.tree.member_path(member, sa.gsk_w, kwa))
+        kd = make_kd(policy, keys, sa.gsk_w, kwa, self._auth_key, wrap_keys=path)
         group.members[member] = now
         self.state_version += 1
         session.expires = now + IKE_SA_LINGER  # RFC 9838 §2.3.3: the GCKS closes it
@@ -356,11 +365,13 @@ class KeyServer:
     # -- rekey ---------------------------------------------------------------------
 
     def _next_rekey_at(self, group: _Group) -> float:
-        return group.teks[-1].expires - group.config.rekey_margin
+        periodic = group.teks[-1].expires - group.config.rekey_margin
+        return min(periodic, group.follow_up_at) if group.follow_up_at is not None else periodic
 
     def rekey(self, name: str, now: float, reason: str = "manual") -> int:
         """Create the group's next routing key and multicast it; return the Message ID."""
         group = self._groups[name]
+        group.follow_up_at = None
         tek = self._new_tek(group, now)
         group.teks = [*group.live_teks(now), tek]
         message_id = group.next_message_id
@@ -388,6 +399,54 @@ class KeyServer:
         )
         return message_id
 
+    def evict(self, name: str, member: str, now: float) -> int:
+        """Exclude ``member`` with forward access control; return the eviction Message ID.
+
+        RFC 9838 §3.2.1: the rekey that changes membership carries only a new
+        Rekey SA, its keymat wrapped down the key tree so that the evicted
+        member cannot unwrap it; the new routing key follows in a second
+        rekey under the new Rekey SA, once the copies of the first are out.
+        The member stays refused until the GCKS is reconfigured.
+        """
+        group = self._groups.get(name)
+        if group is None:
+            raise BadValue(f"no group named {name!r}")
+        if member not in group.tree.leaves:
+            raise BadValue(f"{member} is not a member of {name}")
+        wrap_keys = group.tree.evict(member)
+        group.members.pop(member, None)
+        group.evicted.add(member)
+        old_sa = self._rekey_sa(group)
+        new_spi, new_keymat = self._rng(16), self._rng(self._keymat_len())
+        sa_keys = tuple(group.tree.wrap_root(new_keymat))
+        keys = GroupKeys(new_spi, new_keymat, (), 0)
+        policy = self._policy(group)
+        gsa = make_gsa(policy, keys, registration=False)
+        kd = make_kd(policy, keys, old_sa.gsk_w, old_sa.kwa, None, tuple(wrap_keys), sa_keys)
+        message_id = group.next_message_id
+        raw = build_rekey(
+            old_sa, message_id, (gsa, kd), self.signer, self._rng(old_sa.suite.iv_len)
+        )
+        dest = (group.config.rekey_address, group.config.rekey_port)
+        self._copies += [(now + at, raw, dest) for at in group.config.copies]
+        group.rekey_spi, group.rekey_keymat, group.next_message_id = new_spi, new_keymat, 0
+        group.follow_up_at = now + group.config.copies[-1] + FOLLOW_UP_DELAY
+        self.state_version += 1
+        self._events.append(ev.MemberEvicted(now, name, member))
+        self._events.append(
+            ev.RekeySent(
+                now,
+                name,
+                message_id,
+                (),
+                len(raw),
+                len(group.config.copies),
+                "eviction",
+                len(wrap_keys) + len(sa_keys),
+            )
+        )
+        return message_id
+
     # -- inspection and persistence ------------------------------------------------
 
     def group_names(self) -> list[str]:
@@ -401,6 +460,7 @@ class KeyServer:
             "groups": {
                 name: {
                     "members": sorted(g.members),
+                    "evicted": sorted(g.evicted),
                     "key_ids": [int.from_bytes(t.key.spi, "big") for t in g.live_teks(now)],
                     "next_message_id": g.next_message_id,
                     "next_rekey_in": round(self._next_rekey_at(g) - now, 3),
@@ -421,6 +481,9 @@ class KeyServer:
                     "rekey_keymat": g.rekey_keymat.hex(),
                     "next_message_id": g.next_message_id,
                     "members": g.members,
+                    "evicted": sorted(g.evicted),
+                    "follow_up_at": g.follow_up_at,
+                    "tree": g.tree.snapshot(),
                     "teks": [
                         {
                             "spi": t.key.spi.hex(),
@@ -449,6 +512,10 @@ class KeyServer:
             group.rekey_keymat = bytes.fromhex(data["rekey_keymat"])
             group.next_message_id = int(data["next_message_id"])
             group.members = {str(k): float(v) for k, v in data["members"].items()}
+            group.evicted = {str(m) for m in data.get("evicted", ())}
+            follow_up = data.get("follow_up_at")
+            group.follow_up_at = float(follow_up) if follow_up is not None else None
+            group.tree.restore(data["tree"])
             group.teks = [
                 _Tek(
                     RoutingKey(

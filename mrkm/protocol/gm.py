@@ -35,6 +35,7 @@ from mrkm.protocol.credentials import LocalCredentials, PeerTrust
 from mrkm.protocol.errors import PeerReportedError
 from mrkm.protocol.group import ReceivedGroup, RoutingKey, read_group
 from mrkm.protocol.ikesa import IkeInitiator, SaState
+from mrkm.protocol.keytree import KeyPath, NotOnPath
 from mrkm.protocol.rekey import RekeySa, open_rekey
 from mrkm.wire import DeletePayload, GsaPayload, IdgPayload, KdPayload, find
 from mrkm.wire.registry import ExchangeType, IdType, KwaId, NotifyType, ProtocolId
@@ -85,6 +86,7 @@ class _Membership:
     newest_expiry: float = 0.0
     next_spis: set[bytes] = field(default_factory=set)
     last_rekey: bytes = b""  # octets of the last accepted GSA_REKEY
+    key_path: KeyPath | None = None  # our key-tree path (RFC 9838 §3.3)
 
 
 class GroupMember:
@@ -269,6 +271,15 @@ class GroupMember:
         for key in [k for k, r in self.key_table.rows.items() if r.group == group.name]:
             del self.key_table.rows[key]
         group.auth_key, group.signature_alg = received.auth_key, received.signature_alg_id
+        if received.rekey_sa is not None and kd.member_bag is not None:
+            group.key_path = KeyPath(received.rekey_sa.kwa)
+            try:
+                group.key_path.learn(
+                    kd.member_bag.wrap_keys, sa.gsk_w, sa.suite.kwa or KwaId.KW_5649_256
+                )
+            except MrkmError as exc:
+                self._fail(group, now, f"unusable key-tree path: {exc}", None)
+                return
         # GSA_INITIAL_MESSAGE_ID: the first rekey Message ID to expect (RFC 9838 §2.3.3).
         same_sa = (
             group.rekey_sa is not None
@@ -376,7 +387,14 @@ class GroupMember:
             return
         sa = group.rekey_sa
         try:
-            received = read_group(gsa, kd, sa.gsk_w, sa.kwa, previous_rekey=sa)
+            received = read_group(
+                gsa, kd, sa.gsk_w, sa.kwa, previous_rekey=sa, key_path=group.key_path
+            )
+        except NotOnPath as exc:
+            self._count("rekey_excluded")
+            self._events.append(ev.RekeyRejected(now, group.name, f"excluded: {exc}"))
+            self.schedule_repair(group.name, now, "excluded by a key-tree rekey")
+            return
         except MrkmError as exc:
             self._count("rekey_rejected")
             self._events.append(ev.RekeyRejected(now, group.name, f"unwrap: {exc}"))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from mrkm.crypto import keywrap
 from mrkm.crypto.sk import SkSuite
 from mrkm.errors import BadValue
+from mrkm.protocol.keytree import KeyPath
 from mrkm.protocol.rekey import RekeySa
 from mrkm.wire import (
     Attribute,
@@ -204,24 +205,37 @@ def make_gsa(policy: GroupPolicy, keys: GroupKeys, registration: bool) -> GsaPay
 
 
 def make_kd(
-    policy: GroupPolicy, keys: GroupKeys, kwk: bytes, kwa: int, auth_key: bytes | None
+    policy: GroupPolicy,
+    keys: GroupKeys,
+    kwk: bytes,
+    kwa: int,
+    auth_key: bytes | None,
+    wrap_keys: tuple[WrappedKey, ...] = (),
+    rekey_sa_keys: tuple[WrappedKey, ...] | None = None,
 ) -> KdPayload:
     """The KD payload: every key wrapped under ``kwk`` (KWK ID 0, RFC 9838 §4.5.4).
 
-    ``auth_key`` (the GCKS public key, DER) goes in a member key bag, which
-    only unicast registration responses may carry (§4.5.3).
+    ``auth_key`` (the GCKS public key, DER) and ``wrap_keys`` (key-tree
+    WRAP_KEYs) go in a member key bag. ``rekey_sa_keys`` replaces the default
+    SA_KEY of the Rekey SA, for an eviction rekey whose new Rekey SA keymat is
+    wrapped under key-tree nodes (Appendix A).
     """
 
-    def bag(protocol: int, spi: bytes, secret: bytes) -> GroupKeyBag:
-        wrapped = WrappedKey(0, 0, keywrap.wrap(kwa, kwk, secret))
-        return GroupKeyBag(protocol, spi, (Attribute(GroupKeyBagAttr.SA_KEY, wrapped.encode()),))
+    def bag(protocol: int, spi: bytes, wrapped: tuple[WrappedKey, ...]) -> GroupKeyBag:
+        attributes = tuple(Attribute(GroupKeyBagAttr.SA_KEY, w.encode()) for w in wrapped)
+        return GroupKeyBag(protocol, spi, attributes)
 
-    bags: list[GroupKeyBag | MemberKeyBag] = [
-        bag(ProtocolId.GIKE_UPDATE, keys.rekey_spi, keys.rekey_keymat)
-    ]
-    bags += [bag(t.protocol, t.spi, t.key) for t in keys.teks]
+    def default(secret: bytes) -> tuple[WrappedKey, ...]:
+        return (WrappedKey(0, 0, keywrap.wrap(kwa, kwk, secret)),)
+
+    rekey = rekey_sa_keys if rekey_sa_keys is not None else default(keys.rekey_keymat)
+    bags: list[GroupKeyBag | MemberKeyBag] = [bag(ProtocolId.GIKE_UPDATE, keys.rekey_spi, rekey)]
+    bags += [bag(t.protocol, t.spi, default(t.key)) for t in keys.teks]
+    member = [Attribute(MemberKeyBagAttr.WRAP_KEY, w.encode()) for w in wrap_keys]
     if auth_key is not None:
-        bags.append(MemberKeyBag((Attribute(MemberKeyBagAttr.AUTH_KEY, auth_key),)))
+        member.append(Attribute(MemberKeyBagAttr.AUTH_KEY, auth_key))
+    if member:
+        bags.append(MemberKeyBag(tuple(member)))
     return KdPayload(tuple(bags))
 
 
@@ -239,7 +253,12 @@ class ReceivedGroup:
 
 
 def read_group(
-    gsa: GsaPayload, kd: KdPayload, kwk: bytes, kwa: int, previous_rekey: RekeySa | None = None
+    gsa: GsaPayload,
+    kd: KdPayload,
+    kwk: bytes,
+    kwa: int,
+    previous_rekey: RekeySa | None = None,
+    key_path: KeyPath | None = None,
 ) -> ReceivedGroup:
     """Unwrap every key of ``kd`` that ``gsa`` has a policy for.
 
@@ -254,7 +273,7 @@ def read_group(
     if policy is not None:
         suite = _suite_of(policy)
         rekey_kwa = _transform_id(policy, TransformType.KWA)
-        keymat = _unwrap_for(kd, policy, kwk, kwa)
+        keymat = _unwrap_rekey_keymat(kd, policy, kwk, kwa, key_path)
         if len(keymat) != RekeySa.keymat_len(suite, rekey_kwa):
             raise BadValue("Rekey SA keying material has the wrong length")
         rekey_sa = RekeySa.from_keymat(policy.spi, suite, rekey_kwa, keymat)
@@ -306,6 +325,20 @@ def _suite_of(policy: GsaPolicy) -> SkSuite:
         return SkSuite(encr.id, encr.key_length, integ.id if integ else 0)
     except ValueError as exc:
         raise BadValue(f"Rekey SA policy: {exc}") from None
+
+
+def _unwrap_rekey_keymat(
+    kd: KdPayload, policy: GsaPolicy, kwk: bytes, kwa: int, key_path: KeyPath | None
+) -> bytes:
+    """The Rekey SA keymat: under the default KWK, or down a key-tree path (§3.3)."""
+    bag = kd.bag_for(policy.protocol, policy.spi)
+    if bag is None or not bag.sa_keys:
+        raise BadValue(f"KD has no key for the Rekey SA {policy.spi.hex()}")
+    if any(w.kwk_id == 0 for w in bag.sa_keys) or key_path is None:
+        return _unwrap_for(kd, policy, kwk, kwa)
+    member = kd.member_bag
+    wrap_keys = member.wrap_keys if member is not None else ()
+    return key_path.resolve(bag.sa_keys, wrap_keys, kwk, kwa)
 
 
 def _unwrap_for(kd: KdPayload, policy: GsaPolicy, kwk: bytes, kwa: int) -> bytes:
