@@ -132,8 +132,10 @@ class DemoGcks:
         except MrkmError as exc:
             self.log("datagram_dropped", reason=str(exc), kind=type(exc).__name__)
             return responder.failure_response or None
-        if not isinstance(out, AuthRequest):
+        if isinstance(out, bytes) or out is None:
             return out
+        if not isinstance(out, AuthRequest):  # the demo's GMs never send GSA_REGISTRATION
+            return None
         idg = find(out.payloads, IdgPayload)
         if idg is None or idg.data != GROUP_ID:
             self.log("registration_rejected", member=str(out.peer), reason="INVALID_GROUP_ID")

@@ -179,3 +179,40 @@ def test_eviction_uses_the_key_tree_and_excludes_only_the_evicted(members: int) 
     refused = [e for e in h.events if isinstance(e, ev.RegistrationRejected)]
     assert refused and refused[0].reason == "AUTHORIZATION_FAILED"
     assert victim.config.identity not in h.gcks.status(h.now)["groups"]["ospfv2-area0"]["members"]
+
+
+def test_cookies_above_the_half_open_threshold_still_admit_members() -> None:
+    from dataclasses import replace
+
+    h = Harness(12)
+    h.gcks_config = replace(h.gcks_config, cookie_threshold=2)
+    from mrkm.protocol.gcks import KeyServer
+
+    h.gcks = KeyServer(h.gcks_config, h.signer, h.rand.randbytes, h.now)
+    h.run_until(T0 + 20)
+    assert h.gcks.counters.get("cookies_sent", 0) > 0
+    assert all(gm.state("ospfv2-area0") is GmState.GM_MEMBER for gm in h.gms.values())
+
+
+def test_registration_flood_without_cookie_keeps_no_state() -> None:
+    import random
+
+    from mrkm.protocol.ikesa import IkeInitiator
+
+    h = Harness(1)
+    from dataclasses import replace
+
+    from mrkm.protocol.credentials import Identity, LocalCredentials, PeerTrust
+    from mrkm.protocol.gcks import KeyServer
+
+    h.gcks = KeyServer(
+        replace(h.gcks_config, cookie_threshold=4), h.signer, h.rand.randbytes, h.now
+    )
+    rng = random.Random(3).randbytes
+    for i in range(200):  # spoofed sources that never answer the COOKIE
+        spoof = IkeInitiator(LocalCredentials(Identity.fqdn("x"), psk=b"p" * 16), PeerTrust(), rng)
+        h.gcks.receive(spoof.initiate(), (f"192.0.2.{i % 250}", 500), h.now)
+    assert h.gcks.status(h.now)["registration_sas"] <= 4
+    assert h.gcks.counters["cookies_sent"] >= 196
+    h.run_until(T0 + 10)  # the legitimate member answers the COOKIE and registers
+    assert next(iter(h.gms.values())).state("ospfv2-area0") is GmState.GM_MEMBER

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 __all__ = [
     "DatagramDropped",
     "Event",
+    "GroupLeft",
     "KeysInstalled",
     "MemberEvicted",
     "MemberLeft",
@@ -129,6 +130,14 @@ class RepairScheduled(Event):
     group: str
     reason: str
     at: float
+
+
+@dataclass(frozen=True)
+class GroupLeft(Event):
+    """The GM left ``group`` by GSA_REGISTRATION and dropped its keys."""
+
+    name: ClassVar[str] = "group_left"
+    group: str
 
 
 # -- key server -------------------------------------------------------------------

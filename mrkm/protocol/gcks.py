@@ -33,10 +33,19 @@ from mrkm.errors import BadValue, DecodeError, MrkmError
 from mrkm.protocol import events as ev
 from mrkm.protocol.credentials import Identity, LocalCredentials, PeerTrust
 from mrkm.protocol.group import GroupKeys, GroupPolicy, RoutingKey, TekPolicy, make_gsa, make_kd
-from mrkm.protocol.ikesa import AuthRequest, IkeResponder, SaState
+from mrkm.protocol.ikesa import AuthRequest, FollowUpRequest, IkeResponder, SaState
 from mrkm.protocol.keytree import KeyTree
 from mrkm.protocol.rekey import RekeySa, build_rekey
-from mrkm.wire import IdgPayload, IkeHeader, NoncePayload, NotifyPayload, encode_message, find
+from mrkm.wire import (
+    GsaPayload,
+    IdgPayload,
+    IkeHeader,
+    KdPayload,
+    NoncePayload,
+    NotifyPayload,
+    encode_message,
+    find,
+)
 from mrkm.wire.message import FLAG_RESPONSE, decode_message
 from mrkm.wire.registry import ExchangeType, IntegId, NotifyType, ProtocolId
 
@@ -56,6 +65,8 @@ _PROTOCOL = {"ospfv2": ProtocolId.OSPFV2, "ospfv3": ProtocolId.OSPFV3_TRAILER}
 _KEY_ID_SPACE = {"ospfv2": 255, "ospfv3": 0xFFFF}  # RFC 2328 App. D: 8 bits; RFC 7166: 16
 HALF_OPEN_LIFETIME = 30.0  # s an unfinished registration IKE SA is kept
 IKE_SA_LINGER = 10.0  # s an established registration SA is kept for retransmits
+# GSA_REGISTRATION notifies that mean "remove me from this group" (RFC 9838 §2.3.2).
+_LEAVE_NOTIFIES = (NotifyType.REGISTRATION_FAILED, NotifyType.NO_PROPOSAL_CHOSEN)
 FOLLOW_UP_DELAY = 0.5  # s after an eviction rekey's last copy before the new TEK is sent
 
 
@@ -273,6 +284,8 @@ class KeyServer:
             raise DecodeError("datagram for an IKE SA from another address")
         if isinstance(out, AuthRequest):
             out = self._decide(session, out, now)
+        elif isinstance(out, FollowUpRequest):
+            out = self._follow_up(session, out, now)
         if out is not None:
             self._outbox.append((out, addr))
 
@@ -336,20 +349,37 @@ class KeyServer:
         responder = session.responder
         member = request.peer.data.decode("ascii", "replace")
         idg = find(request.payloads, IdgPayload)
+        refusal = self._refusal(member, idg, now)
+        if refusal is not None or request.exchange != ExchangeType.GSA_AUTH:
+            return responder.reject(refusal or NotifyType.INVALID_GROUP_ID)
+        assert idg is not None
+        group = self._groups[idg.data.decode("ascii", "replace")]
+        session.expires = now + IKE_SA_LINGER  # RFC 9838 §2.3.3: the GCKS closes it
+        return responder.accept(self._grant(session, group, member, now))
+
+    def _refusal(self, member: str, idg: IdgPayload | None, now: float) -> int | None:
+        """The notify refusing ``member`` for the group ``idg`` names, or None."""
         group = self._groups.get(idg.data.decode("ascii", "replace")) if idg else None
-        if group is None or request.exchange != ExchangeType.GSA_AUTH:
-            reason = "INVALID_GROUP_ID"
+        if group is None:
             self._events.append(
-                ev.RegistrationRejected(now, member, reason, idg.data.hex() if idg else "")
+                ev.RegistrationRejected(
+                    now, member, "INVALID_GROUP_ID", idg.data.hex() if idg else ""
+                )
             )
-            return responder.reject(NotifyType.INVALID_GROUP_ID)
+            return NotifyType.INVALID_GROUP_ID
         if member in group.evicted or not any(m.id == member for m in group.config.members):
             self._events.append(
                 ev.RegistrationRejected(now, member, "AUTHORIZATION_FAILED", group.config.name)
             )
-            return responder.reject(NotifyType.AUTHORIZATION_FAILED)
-        assert responder.sa is not None
-        sa = responder.sa
+            return NotifyType.AUTHORIZATION_FAILED
+        return None
+
+    def _grant(
+        self, session: _Session, group: _Group, member: str, now: float
+    ) -> tuple[GsaPayload, KdPayload]:
+        """GSA and KD for ``member``: policy, current keys, its key-tree path, AUTH_KEY."""
+        sa = session.responder.sa
+        assert sa is not None
         policy = self._policy(group)
         keys = self._keys(group, group.live_teks(now), now)
         gsa = make_gsa(policy, keys, registration=True)
@@ -358,9 +388,30 @@ class KeyServer:
         kd = make_kd(policy, keys, sa.gsk_w, kwa, self._auth_key, wrap_keys=path)
         group.members[member] = now
         self.state_version += 1
-        session.expires = now + IKE_SA_LINGER  # RFC 9838 §2.3.3: the GCKS closes it
         self._events.append(ev.MemberRegistered(now, group.config.name, member, len(group.members)))
-        return responder.accept((gsa, kd))
+        return gsa, kd
+
+    def _follow_up(self, session: _Session, request: FollowUpRequest, now: float) -> bytes:
+        """GSA_REGISTRATION: join a further group, or leave one (RFC 9838 §2.3.2)."""
+        responder = session.responder
+        member = request.peer.data.decode("ascii", "replace")
+        idg = find(request.payloads, IdgPayload)
+        leave = any(
+            isinstance(p, NotifyPayload) and p.notify_type in _LEAVE_NOTIFIES
+            for p in request.payloads
+        )
+        refusal = self._refusal(member, idg, now)
+        session.expires = now + IKE_SA_LINGER
+        if refusal is not None:
+            return responder.answer((NotifyPayload(refusal),))
+        assert idg is not None
+        group = self._groups[idg.data.decode("ascii", "replace")]
+        if leave:
+            if member in group.tree.leaves:
+                self._exclude(group, member, now, "leave")
+            self._events.append(ev.MemberLeft(now, group.config.name, member))
+            return responder.answer(())  # HDR, SK{} (RFC 9838 §2.3.2)
+        return responder.answer(self._grant(session, group, member, now))
 
     # -- rekey ---------------------------------------------------------------------
 
@@ -400,12 +451,8 @@ class KeyServer:
         return message_id
 
     def evict(self, name: str, member: str, now: float) -> int:
-        """Exclude ``member`` with forward access control; return the eviction Message ID.
+        """Exclude ``member`` for good; return the eviction rekey's Message ID.
 
-        RFC 9838 §3.2.1: the rekey that changes membership carries only a new
-        Rekey SA, its keymat wrapped down the key tree so that the evicted
-        member cannot unwrap it; the new routing key follows in a second
-        rekey under the new Rekey SA, once the copies of the first are out.
         The member stays refused until the GCKS is reconfigured.
         """
         group = self._groups.get(name)
@@ -413,9 +460,20 @@ class KeyServer:
             raise BadValue(f"no group named {name!r}")
         if member not in group.tree.leaves:
             raise BadValue(f"{member} is not a member of {name}")
+        group.evicted.add(member)
+        self._events.append(ev.MemberEvicted(now, name, member))
+        return self._exclude(group, member, now, "eviction")
+
+    def _exclude(self, group: _Group, member: str, now: float, reason: str) -> int:
+        """Rekey so that ``member`` reads nothing later (forward access control).
+
+        RFC 9838 §3.2.1: the rekey that changes membership carries only a new
+        Rekey SA, its keymat wrapped down the key tree so that the departed
+        member cannot unwrap it; the new routing key follows in a second
+        rekey under the new Rekey SA, once the copies of the first are out.
+        """
         wrap_keys = group.tree.evict(member)
         group.members.pop(member, None)
-        group.evicted.add(member)
         old_sa = self._rekey_sa(group)
         new_spi, new_keymat = self._rng(16), self._rng(self._keymat_len())
         sa_keys = tuple(group.tree.wrap_root(new_keymat))
@@ -432,16 +490,15 @@ class KeyServer:
         group.rekey_spi, group.rekey_keymat, group.next_message_id = new_spi, new_keymat, 0
         group.follow_up_at = now + group.config.copies[-1] + FOLLOW_UP_DELAY
         self.state_version += 1
-        self._events.append(ev.MemberEvicted(now, name, member))
         self._events.append(
             ev.RekeySent(
                 now,
-                name,
+                group.config.name,
                 message_id,
                 (),
                 len(raw),
                 len(group.config.copies),
-                "eviction",
+                reason,
                 len(wrap_keys) + len(sa_keys),
             )
         )

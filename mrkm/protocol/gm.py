@@ -37,7 +37,7 @@ from mrkm.protocol.group import ReceivedGroup, RoutingKey, read_group
 from mrkm.protocol.ikesa import IkeInitiator, SaState
 from mrkm.protocol.keytree import KeyPath, NotOnPath
 from mrkm.protocol.rekey import RekeySa, open_rekey
-from mrkm.wire import DeletePayload, GsaPayload, IdgPayload, KdPayload, find
+from mrkm.wire import DeletePayload, GsaPayload, IdgPayload, KdPayload, NotifyPayload, find
 from mrkm.wire.registry import ExchangeType, IdType, KwaId, NotifyType, ProtocolId
 
 __all__ = ["GmState", "GroupMember"]
@@ -61,6 +61,15 @@ class GmState(enum.Enum):
     GM_EXPECT_SA_INIT_RESPONSE = "expect-sa-init-response"
     GM_EXPECT_AUTH_RESPONSE = "expect-auth-response"
     GM_MEMBER = "member"
+    GM_EXPECT_LEAVE_RESPONSE = "expect-leave-response"
+    GM_LEFT = "left"
+
+
+_REGISTERING = (
+    GmState.GM_EXPECT_SA_INIT_RESPONSE,
+    GmState.GM_EXPECT_AUTH_RESPONSE,
+    GmState.GM_EXPECT_LEAVE_RESPONSE,
+)
 
 
 @dataclass
@@ -87,6 +96,7 @@ class _Membership:
     next_spis: set[bytes] = field(default_factory=set)
     last_rekey: bytes = b""  # octets of the last accepted GSA_REKEY
     key_path: KeyPath | None = None  # our key-tree path (RFC 9838 §3.3)
+    leaving: bool = False
 
 
 class GroupMember:
@@ -111,12 +121,7 @@ class GroupMember:
             return
         for group in self._groups.values():
             init = group.initiator
-            if (
-                init is not None
-                and data[:8] == init.spi_i
-                and group.state
-                in (GmState.GM_EXPECT_SA_INIT_RESPONSE, GmState.GM_EXPECT_AUTH_RESPONSE)
-            ):
+            if init is not None and data[:8] == init.spi_i and group.state in _REGISTERING:
                 self._on_registration(group, data, now)
                 return
         self._count("dropped.unknown_sa")
@@ -170,13 +175,26 @@ class GroupMember:
             if spi in group.next_spis and not held:
                 self.schedule_repair(group.name, now, "traffic on a promised SPI we lack")
 
+    def join(self, name: str, now: float) -> None:
+        """Register (again) for ``name`` now, e.g. after leaving it."""
+        group = self._groups[name]
+        if group.state in (GmState.GM_LEFT, GmState.GM_IDLE):
+            group.state, group.retry_at = GmState.GM_IDLE, now
+
+    def leave(self, name: str, now: float) -> None:
+        """Leave ``name``: register once more, then GSA_REGISTRATION with
+        ``IDg, N(REGISTRATION_FAILED)`` (RFC 9838 §2.3.2); keys are dropped on the answer."""
+        group = self._groups[name]
+        if group.state is GmState.GM_LEFT:
+            return
+        group.leaving = True
+        group.retry_at = None
+        self._start(group, now, "leave")
+
     def schedule_repair(self, name: str, now: float, reason: str) -> None:
         """Re-register ``name`` after a random back-off (avoids stampedes, RFC 9838 §2.4.3)."""
         group = self._groups[name]
-        if group.retry_at is not None or group.state in (
-            GmState.GM_EXPECT_SA_INIT_RESPONSE,
-            GmState.GM_EXPECT_AUTH_RESPONSE,
-        ):
+        if group.retry_at is not None or group.state in (*_REGISTERING, GmState.GM_LEFT):
             return
         at = now + self._jitter(self.config.retry_delay)
         group.retry_at = at
@@ -249,6 +267,9 @@ class GroupMember:
             self._count("dropped.registration")
             self._events.append(ev.DatagramDropped(now, f"{type(exc).__name__}: {exc}"))
             return
+        if group.state is GmState.GM_EXPECT_LEAVE_RESPONSE:
+            self._left(group, now)
+            return
         if request is not None:
             group.state = GmState.GM_EXPECT_AUTH_RESPONSE
             self._send(group, request, now, first=True)
@@ -256,6 +277,14 @@ class GroupMember:
         if init.state is not SaState.ESTABLISHED or init.sa is None:
             return
         group.retransmit_at = None
+        if group.leaving:
+            leave = (
+                IdgPayload(IdType.ID_KEY_ID, group.name.encode()),
+                NotifyPayload(NotifyType.REGISTRATION_FAILED),
+            )
+            group.state = GmState.GM_EXPECT_LEAVE_RESPONSE
+            self._send(group, init.request(leave), now, first=True)
+            return
         payloads = init.response_payloads
         gsa, kd = find(payloads, GsaPayload), find(payloads, KdPayload)
         if gsa is None or kd is None:
@@ -300,6 +329,13 @@ class GroupMember:
                 round(now - group.started, 6),
             )
         )
+
+    def _left(self, group: _Membership, now: float) -> None:
+        for key in [k for k, r in self.key_table.rows.items() if r.group == group.name]:
+            del self.key_table.rows[key]
+        group.state, group.initiator, group.retransmit_at = GmState.GM_LEFT, None, None
+        group.rekey_sa, group.key_path, group.leaving = None, None, False
+        self._events.append(ev.GroupLeft(now, group.name))
 
     def _take(
         self,

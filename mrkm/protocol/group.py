@@ -172,7 +172,9 @@ def _rekey_policy(policy: GroupPolicy, keys: GroupKeys, registration: bool) -> G
     return GsaPolicy(
         ProtocolId.GIKE_UPDATE,
         keys.rekey_spi,
-        _v4_selector(policy.gcks_address, policy.gcks_address, IPPROTO_UDP, policy.rekey_port),
+        # Source: the GCKS address, any port (RFC 9838 §4.4.2 allows a wildcard);
+        # the runtime sends rekeys from whatever port its socket has.
+        _v4_selector(policy.gcks_address, policy.gcks_address, IPPROTO_UDP),
         _v4_selector(policy.rekey_address, policy.rekey_address, IPPROTO_UDP, policy.rekey_port),
         tuple(transforms),
         tuple(attributes),

@@ -66,6 +66,7 @@ from mrkm.wire.registry import AuthMethod, ExchangeType, NotifyType
 
 __all__ = [
     "AuthRequest",
+    "FollowUpRequest",
     "IkeInitiator",
     "IkeResponder",
     "IkeSa",
@@ -88,6 +89,7 @@ class SaState(enum.Enum):
     RESP_EXPECT_SA_INIT_REQUEST = "resp-expect-sa-init-request"
     RESP_EXPECT_AUTH_REQUEST = "resp-expect-auth-request"
     RESP_DECIDING = "resp-deciding"
+    RESP_DECIDING_FOLLOW_UP = "resp-deciding-follow-up"
     ESTABLISHED = "established"
     FAILED = "failed"
 
@@ -235,7 +237,12 @@ class IkeInitiator:
         self._table: dict[tuple[SaState, int], Callable[[bytes, float], bytes | None]] = {
             (SaState.INIT_EXPECT_SA_INIT_RESPONSE, ExchangeType.IKE_SA_INIT): self._on_sa_init,
             (SaState.INIT_EXPECT_AUTH_RESPONSE, exchange): self._on_auth,
+            (SaState.ESTABLISHED, ExchangeType.GSA_REGISTRATION): self._on_follow_up_response,
         }
+        self._next_message_id = 2
+        #: Message ID of a GSA_REGISTRATION request awaiting its response.
+        self.pending_request: int | None = None
+        self._last_request = b""
 
     def initiate(self) -> bytes:
         """The IKE_SA_INIT request (RFC 7296 §1.2)."""
@@ -345,6 +352,45 @@ class IkeInitiator:
         self.state = SaState.ESTABLISHED
         return None
 
+    def request(self, inner: tuple[Payload, ...]) -> bytes:
+        """A GSA_REGISTRATION request on the established SA (RFC 9838 §2.3.2).
+
+        Used to join a further group (``IDg [, SAg]``) or to leave one
+        (``IDg, N(REGISTRATION_FAILED)``). One request at a time (window 1).
+        """
+        if self.state is not SaState.ESTABLISHED or self.sa is None:
+            raise UnexpectedMessage(f"no GSA_REGISTRATION in state {self.state.value}")
+        if self.pending_request is not None:
+            raise UnexpectedMessage("a GSA_REGISTRATION request is still outstanding")
+        message_id, self._next_message_id = self._next_message_id, self._next_message_id + 1
+        header = self.sa.header(ExchangeType.GSA_REGISTRATION, FLAG_INITIATOR, message_id)
+        self.pending_request = message_id
+        self._last_request = self.sa.seal(header, inner, self._rng)
+        return self._last_request
+
+    @property
+    def last_request(self) -> bytes:
+        """The request to retransmit while its response is missing."""
+        return self._last_request
+
+    def _on_follow_up_response(self, data: bytes, now: float) -> bytes | None:
+        assert self.sa is not None
+        message, inner = self.sa.open(data, from_initiator=False)
+        if message.header.message_id != self.pending_request:
+            raise UnexpectedMessage(f"response with Message ID {message.header.message_id}")
+        self.pending_request = None
+        self.response_payloads = inner  # error notifies are the caller's to read
+        return None
+
+
+@dataclass(frozen=True)
+class FollowUpRequest:
+    """A GSA_REGISTRATION request on an established registration SA."""
+
+    peer: Identity
+    message_id: int
+    payloads: tuple[Payload, ...]
+
 
 @dataclass(frozen=True)
 class AuthRequest:
@@ -377,8 +423,10 @@ class IkeResponder:
         self._last_request = b""
         self._last_response = b""
         self._exchange = 0
+        self._next_request_id = 2
+        self._pending_id = 0
 
-    def receive(self, data: bytes, now: float) -> bytes | AuthRequest | None:
+    def receive(self, data: bytes, now: float) -> bytes | AuthRequest | FollowUpRequest | None:
         """Take a request; return the response, an :class:`AuthRequest` to decide, or None.
 
         A retransmitted request gets the cached response again (RFC 7296 §2.1).
@@ -397,6 +445,8 @@ class IkeResponder:
             if header.exchange_type not in self.exchanges:
                 raise UnexpectedMessage(f"exchange {header.exchange_type} is not allowed here")
             return self._on_auth(data, now)
+        elif self.state is SaState.ESTABLISHED:
+            return self._on_follow_up(data)
         else:
             raise UnexpectedMessage(f"no request is expected in state {self.state.value}")
         self._last_request, self._last_response = data, response
@@ -469,6 +519,31 @@ class IkeResponder:
         self.peer = peer
         self.state = SaState.RESP_DECIDING
         return AuthRequest(peer, self._exchange, inner)
+
+    def _on_follow_up(self, data: bytes) -> FollowUpRequest:
+        assert self.sa is not None and self.peer is not None
+        message, inner = self.sa.open(data, from_initiator=True)
+        header = message.header
+        if header.exchange_type != ExchangeType.GSA_REGISTRATION:
+            raise UnexpectedMessage(f"exchange {header.exchange_type} on an established SA")
+        if header.message_id != self._next_request_id:  # RFC 7296 §2.2, window 1
+            raise UnexpectedMessage(
+                f"request Message ID {header.message_id}, expected {self._next_request_id}"
+            )
+        self._last_request, self._last_response = data, b""
+        self._pending_id = header.message_id
+        self.state = SaState.RESP_DECIDING_FOLLOW_UP
+        return FollowUpRequest(self.peer, header.message_id, inner)
+
+    def answer(self, inner: tuple[Payload, ...]) -> bytes:
+        """Answer the pending GSA_REGISTRATION request with ``inner`` (may be empty)."""
+        if self.state is not SaState.RESP_DECIDING_FOLLOW_UP or self.sa is None:
+            raise UnexpectedMessage(f"nothing to answer in state {self.state.value}")
+        header = self.sa.header(ExchangeType.GSA_REGISTRATION, FLAG_RESPONSE, self._pending_id)
+        self._last_response = self.sa.seal(header, inner, self._rng)
+        self._next_request_id += 1
+        self.state = SaState.ESTABLISHED
+        return self._last_response
 
     @property
     def failure_response(self) -> bytes:
