@@ -8,7 +8,7 @@ SCENARIO ?= baseline
 TOPO     ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-fast check fmt run-scenario bench-core clean-net clean
+.PHONY: help setup test test-fast check fmt run-scenario bench-core bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ run-scenario: $(STAMP)  ## the main job: run a scenario end to end (SCENARIO=nam
 
 bench-core: $(STAMP)  ## µs per encode/decode and crypto op, next to raw `cryptography` costs
 	$(PY) tools/bench_core.py
+
+bench: bench-core  ## all benchmarks: codec/crypto, GCKS registrations and rekeys, GM rekeys
+	PYTHONPATH=. $(PY) tools/bench_gcks.py
 
 clean: ## remove caches (keeps .venv and results/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -131,9 +131,12 @@ class KeyServer:
         self._alg_id = algorithm_id_for(signer)
         self._auth_key = public_key_der(signer.public_key())
         self._psk = self._psk_table()
+        self._allowed = {g.name: {m.id for m in g.members} for g in config.groups}
+        self._known = {Identity.fqdn(m) for ids in self._allowed.values() for m in ids}
         self._cookie_secret = rng(32)
         self._groups: dict[str, _Group] = {g.name: self._new_group(g, now) for g in config.groups}
         self._sessions: dict[bytes, _Session] = {}
+        self._half_open_spis: set[bytes] = set()  # sessions still expecting GSA_AUTH
         self._outbox: list[tuple[bytes, Addr]] = []
         self._copies: list[tuple[float, bytes, Addr]] = []
         self._events: list[ev.Event] = []
@@ -151,9 +154,7 @@ class KeyServer:
         return table
 
     def _authorized(self, peer: Identity) -> bool:
-        return peer in self._psk or any(
-            Identity.fqdn(m.id) == peer for g in self.config.groups for m in g.members
-        )
+        return peer in self._psk or peer in self._known
 
     def _new_group(self, config: GroupConfig, now: float) -> _Group:
         tree = KeyTree(max(2, len(config.members)), GroupPolicy("0.0.0.0").kwa, self._rng)
@@ -275,6 +276,7 @@ class KeyServer:
                     return
                 session = self._open_session(addr, now)
                 self._sessions[spi_i] = session
+                self._half_open_spis.add(spi_i)
         elif session is None or (
             session.responder.sa is not None and session.responder.sa.spi_r != spi_r
         ):
@@ -308,11 +310,13 @@ class KeyServer:
         return next(iter(self._psk.values()))
 
     def _half_open(self) -> int:
-        return sum(
-            1
-            for s in self._sessions.values()
-            if s.responder.state is SaState.RESP_EXPECT_AUTH_REQUEST
-        )
+        self._half_open_spis = {
+            spi
+            for spi in self._half_open_spis
+            if (s := self._sessions.get(spi)) is not None
+            and s.responder.state is SaState.RESP_EXPECT_AUTH_REQUEST
+        }
+        return len(self._half_open_spis)
 
     def _admit(self, data: bytes, addr: Addr, now: float) -> bool:
         """Bound half-open SAs; above the threshold demand a COOKIE (RFC 7296 §2.6)."""
@@ -367,7 +371,7 @@ class KeyServer:
                 )
             )
             return NotifyType.INVALID_GROUP_ID
-        if member in group.evicted or not any(m.id == member for m in group.config.members):
+        if member in group.evicted or member not in self._allowed[group.config.name]:
             self._events.append(
                 ev.RegistrationRejected(now, member, "AUTHORIZATION_FAILED", group.config.name)
             )
