@@ -216,3 +216,34 @@ def test_registration_flood_without_cookie_keeps_no_state() -> None:
     assert h.gcks.counters["cookies_sent"] >= 196
     h.run_until(T0 + 10)  # the legitimate member answers the COOKIE and registers
     assert next(iter(h.gms.values())).state("ospfv2-area0") is GmState.GM_MEMBER
+
+
+def test_delete_gike_update_spi_zero_makes_every_member_re_register() -> None:
+    h = Harness(4)
+    h.run_until(T0 + 5)
+    h.gcks.reset("ospfv2-area0", h.now)
+    h.run_until(T0 + 30)
+    repairs = [e for e in h.events if isinstance(e, ev.RepairScheduled)]
+    assert len(repairs) == 4 and all("D(GIKE_UPDATE, SPI 0)" in e.reason for e in repairs)
+    assert len({round(e.at, 3) for e in repairs}) == 4  # random back-off, no stampede
+    key = newest_key(h)
+    assert all(holds(gm, key, h.now) for gm in h.gms.values())
+    assert len(h.gcks.status(h.now)["groups"]["ospfv2-area0"]["members"]) == 4
+
+
+def test_traffic_on_a_promised_next_spi_triggers_repair() -> None:
+    h = Harness(2)
+    h.run_until(T0 + 5)
+    victim_addr = next(iter(h.gms))
+    victim = h.gms[victim_addr]
+    h.drop_filter = lambda data, src, dst: dst == victim_addr and data[18] == 41
+    h.run_until(T0 + 46)  # the rekey at T0 + 45 never reaches the victim
+    promised = newest_key(h)
+    assert not holds(victim, promised, h.now)
+    # A sink sees a neighbour's OSPF packet with the promised Key ID.
+    victim.observed_spi(201, bytes([promised]), h.now)
+    repairs = [e for e in victim.events() if isinstance(e, ev.RepairScheduled)]
+    assert repairs and "promised SPI" in repairs[0].reason
+    h.drop_filter = None
+    h.run_until(T0 + 52)
+    assert holds(victim, promised, h.now)

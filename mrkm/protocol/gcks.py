@@ -37,6 +37,7 @@ from mrkm.protocol.ikesa import AuthRequest, FollowUpRequest, IkeResponder, SaSt
 from mrkm.protocol.keytree import KeyTree
 from mrkm.protocol.rekey import RekeySa, build_rekey
 from mrkm.wire import (
+    DeletePayload,
     GsaPayload,
     IdgPayload,
     IkeHeader,
@@ -92,6 +93,7 @@ class _Group:
     members: dict[str, float] = field(default_factory=dict)  # identity -> registered at
     evicted: set[str] = field(default_factory=set)
     follow_up_at: float | None = None  # the TEK rekey that follows an eviction
+    reserved_id: int | None = None  # key id promised by GSA_NEXT_SPI
 
     def live_teks(self, now: float) -> list[_Tek]:
         return [t for t in self.teks if t.expires > now]
@@ -189,17 +191,17 @@ class KeyServer:
         )
 
     def _new_tek(self, group: _Group, now: float) -> _Tek:
-        """A fresh routing key whose id no live key of the group uses (wraps at 8/16 bits)."""
+        """A fresh routing key whose id no live key of the group uses (wraps at 8/16 bits).
+
+        It takes the id promised by its predecessor's GSA_NEXT_SPI when that
+        id is free, and reserves the one after it for its own successor.
+        """
         cfg = group.config
-        space = _KEY_ID_SPACE[cfg.protocol]
         in_use = {int.from_bytes(t.key.spi, "big") for t in group.live_teks(now)}
         last = int.from_bytes(group.teks[-1].key.spi, "big") if group.teks else 0
-        for step in range(1, space + 1):
-            key_id = (last + step - 1) % space + 1  # 1..space, never 0
-            if key_id not in in_use:
-                break
-        else:
-            raise MrkmError(f"group {cfg.name}: every key id is in use")
+        key_id = group.reserved_id if group.reserved_id not in (None, *in_use) else None
+        key_id = key_id or self._free_id(cfg.protocol, last, in_use, cfg.name)
+        group.reserved_id = self._free_id(cfg.protocol, key_id, in_use | {key_id}, cfg.name)
         size = 1 if cfg.protocol == "ospfv2" else 2
         key = RoutingKey(
             _PROTOCOL[cfg.protocol],
@@ -207,14 +209,29 @@ class KeyServer:
             _INTEG[cfg.algorithm],
             self._rng(cfg.key_len),
             int(cfg.lifetime),
+            group.reserved_id.to_bytes(size, "big"),
         )
         return _Tek(key, now, now + cfg.lifetime)
+
+    @staticmethod
+    def _free_id(protocol: str, after: int, in_use: set[int], name: str) -> int:
+        space = _KEY_ID_SPACE[protocol]
+        for step in range(1, space + 1):
+            key_id = (after + step - 1) % space + 1  # 1..space, never 0
+            if key_id not in in_use:
+                return key_id
+        raise MrkmError(f"group {name}: every key id is in use")
 
     def _keys(self, group: _Group, teks: list[_Tek], now: float) -> GroupKeys:
         # GSA_KEY_LIFETIME carries what is left of each key's life (RFC 9838 §4.4.2.2.1).
         remaining = tuple(
             RoutingKey(
-                t.key.protocol, t.key.spi, t.key.integ, t.key.key, max(1, round(t.expires - now))
+                t.key.protocol,
+                t.key.spi,
+                t.key.integ,
+                t.key.key,
+                max(1, round(t.expires - now)),
+                t.key.next_spi,
             )
             for t in teks
         )
@@ -508,6 +525,35 @@ class KeyServer:
         )
         return message_id
 
+    def reset(self, name: str, now: float) -> int:
+        """Exclude every member: D(GIKE_UPDATE, SPI 0) under the current Rekey SA.
+
+        RFC 9838 §2.4.3: members must re-register, after a random delay, and
+        get a new Rekey SA and a new routing key. Returns the Message ID.
+        """
+        group = self._groups.get(name)
+        if group is None:
+            raise BadValue(f"no group named {name!r}")
+        old_sa = self._rekey_sa(group)
+        tek = group.teks[-1].key
+        deletes = (
+            DeletePayload(tek.protocol, len(tek.spi), (bytes(len(tek.spi)),)),
+            DeletePayload(ProtocolId.GIKE_UPDATE, 16, (bytes(16),)),
+        )
+        message_id = group.next_message_id
+        raw = build_rekey(old_sa, message_id, deletes, self.signer, self._rng(old_sa.suite.iv_len))
+        dest = (group.config.rekey_address, group.config.rekey_port)
+        self._copies += [(now + at, raw, dest) for at in group.config.copies]
+        group.rekey_spi, group.rekey_keymat = self._rng(16), self._rng(self._keymat_len())
+        group.next_message_id = 0
+        group.members.clear()
+        group.teks = [*group.live_teks(now), self._new_tek(group, now)]
+        self.state_version += 1
+        self._events.append(
+            ev.RekeySent(now, name, message_id, (), len(raw), len(group.config.copies), "reset", 0)
+        )
+        return message_id
+
     # -- inspection and persistence ------------------------------------------------
 
     def group_names(self) -> list[str]:
@@ -544,6 +590,7 @@ class KeyServer:
                     "members": g.members,
                     "evicted": sorted(g.evicted),
                     "follow_up_at": g.follow_up_at,
+                    "reserved_id": g.reserved_id,
                     "tree": g.tree.snapshot(),
                     "teks": [
                         {
@@ -553,6 +600,7 @@ class KeyServer:
                             "protocol": t.key.protocol,
                             "created": t.created,
                             "expires": t.expires,
+                            "next_spi": t.key.next_spi.hex() if t.key.next_spi else None,
                         }
                         for t in g.teks
                     ],
@@ -577,6 +625,8 @@ class KeyServer:
             follow_up = data.get("follow_up_at")
             group.follow_up_at = float(follow_up) if follow_up is not None else None
             group.tree.restore(data["tree"])
+            reserved = data.get("reserved_id")
+            group.reserved_id = int(reserved) if reserved is not None else None
             group.teks = [
                 _Tek(
                     RoutingKey(
@@ -584,7 +634,8 @@ class KeyServer:
                         bytes.fromhex(t["spi"]),
                         int(t["integ"]),
                         bytes.fromhex(t["key"]),
-                        group.config.key_len,
+                        int(group.config.lifetime),
+                        bytes.fromhex(t["next_spi"]) if t.get("next_spi") else None,
                     ),
                     float(t["created"]),
                     float(t["expires"]),

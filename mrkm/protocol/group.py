@@ -134,6 +134,7 @@ class RoutingKey:
     integ: int
     key: bytes = field(repr=False)
     lifetime: int
+    next_spi: bytes | None = None  # GSA_NEXT_SPI: the id reserved for the successor
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,12 @@ def _tek_policy(tek: RoutingKey) -> GsaPolicy:
         _v4_selector("0.0.0.0", "255.255.255.255", IPPROTO_OSPF),
         _v4_selector("224.0.0.5", "224.0.0.6", IPPROTO_OSPF),
         (Transform(TransformType.INTEG, tek.integ),),
-        (Attribute(GsaAttr.GSA_KEY_LIFETIME, tek.lifetime.to_bytes(4, "big")),),
+        (
+            Attribute(GsaAttr.GSA_KEY_LIFETIME, tek.lifetime.to_bytes(4, "big")),
+            # RFC 9838 §4.4.2.2.3: lets a GM that sees this SPI in use, without
+            # holding its key, know it missed a rekey.
+            *((Attribute(GsaAttr.GSA_NEXT_SPI, tek.next_spi),) if tek.next_spi else ()),
+        ),
     )
 
 
