@@ -11,6 +11,11 @@ A GCKS file::
       listen: 127.0.0.1:848          # registration address and UDP port
       signing_key: gcks.key          # PEM; Ed25519 (default) or ECDSA P-256
       state: gcks-state.json         # persisted atomically after every change
+      certificate: gcks.pem          # optional: authenticate with this certificate...
+      ca: ca.pem                     # ...and accept member certificates from this CA
+      rekey_interface: lo            # IP_MULTICAST_IF for GSA_REKEY (interface name)
+      rekey_source: 127.0.0.1        # or: IP_MULTICAST_IF by local address
+      multicast_ttl: 16              # IP_MULTICAST_TTL of GSA_REKEY
     groups:
       - name: ospfv2-area0           # the IDg (ID_KEY_ID) members register for
         protocol: ospfv2             # ospfv2 | ospfv3
@@ -27,6 +32,25 @@ A GCKS file::
           - id: r1.mrkm
           - id: r2.mrkm
             psk: 0123...             # per-member PSK overrides the group's
+
+A GM file::
+
+    gm:
+      identity: r1.mrkm
+      gcks: 127.0.0.1:848            # where to register
+      groups: [ospfv2-area0]
+      psk: 6d726b6d...               # or certificate + key + ca below
+      certificate: r1.mrkm.pem
+      key: r1.mrkm.key
+      ca: ca.pem
+      gcks_identity: gcks.mrkm       # optional: accept only this GCKS identity
+      listen: 0.0.0.0:0              # unicast address:port (0 = any port)
+      interface: lo                  # the one interface the rekey groups are joined on
+      interface_address: 127.0.0.1   # or: join by the interface's address
+      rekey_groups: [239.192.0.1:848]  # multicast groups to join (RFC 9838 §4.4.2)
+
+The runtime fields (paths, interfaces, TTL) are read by :mod:`mrkm.runtime`;
+the protocol cores ignore them.
 """
 
 from __future__ import annotations
@@ -41,6 +65,7 @@ import yaml
 
 __all__ = [
     "ALGORITHMS",
+    "IKE_PORT",
     "ConfigError",
     "GcksConfig",
     "GmConfig",
@@ -71,16 +96,32 @@ def _need(cond: bool, where: str, reason: str) -> None:
         raise ConfigError(f"{where}: {reason}")
 
 
-def parse_endpoint(text: str, where: str) -> tuple[str, int]:
-    """``"address:port"`` -> (address, port), with a clear error."""
+def parse_endpoint(
+    text: str, where: str, default_port: int | None = None, any_port: bool = False
+) -> tuple[str, int]:
+    """``"address:port"`` -> (address, port), with a clear error.
+
+    With ``default_port`` a bare IPv4 address is accepted; ``any_port``
+    allows port 0 (the kernel picks one).
+    """
+    if default_port is not None and ":" not in text:
+        text = f"{text}:{default_port}"
     host, sep, port = text.rpartition(":")
     _need(bool(sep) and port.isdigit(), where, f"{text!r} is not ADDRESS:PORT")
     try:
         ipaddress.ip_address(host)
     except ValueError:
         raise ConfigError(f"{where}: {host!r} is not an IP address") from None
-    _need(0 < int(port) < 65536, where, f"port {port} out of range")
+    low = 0 if any_port else 1
+    _need(low <= int(port) < 65536, where, f"port {port} out of range")
     return host, int(port)
+
+
+def _ipv4(text: str, where: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError:
+        raise ConfigError(f"{where}: {text!r} is not an IPv4 address") from None
 
 
 def _hex(text: Any, where: str) -> bytes:
@@ -170,11 +211,7 @@ class GroupConfig:
             raise ConfigError(f"{w}.rekey_address: not an IPv4 address") from None
         _need(group.is_multicast, f"{w}.rekey_address", "must be a multicast group")
         _need(0 < self.rekey_port < 65536, f"{w}.rekey_port", "out of range")
-        _need(
-            self.psk is not None or all(m.psk for m in self.members),
-            f"{w}.psk",
-            "needed unless every member has its own psk",
-        )
+        # Whether a PSK is needed depends on the GCKS's certificates: GcksConfig checks it.
 
     @property
     def key_len(self) -> int:
@@ -184,7 +221,12 @@ class GroupConfig:
 
 @dataclass(frozen=True)
 class GcksConfig:
-    """The key server: identity, where it listens, its signing key, its groups."""
+    """The key server: identity, where it listens, its signing key, its groups.
+
+    The last fields are for :mod:`mrkm.runtime` only: certificate files, and
+    how GSA_REKEY leaves the host (IP_MULTICAST_IF by interface name or by
+    local address, IP_MULTICAST_TTL in hops).
+    """
 
     identity: str
     listen: tuple[str, int]
@@ -193,6 +235,12 @@ class GcksConfig:
     state: Path | None = None
     cookie_threshold: int = 64  # half-open IKE SAs before COOKIEs are demanded
     max_half_open: int = 4096
+    certificate: Path | None = None  # PEM; the GCKS then authenticates by signature
+    ca: Path | None = None  # PEM; members may then authenticate with certificates
+    rekey_interface: str | None = None  # IP_MULTICAST_IF by interface name
+    rekey_source: str | None = None  # IP_MULTICAST_IF by local IPv4 address
+    multicast_ttl: int = 16  # hops, IP_MULTICAST_TTL of GSA_REKEY
+    multicast_loop: bool = True  # IP_MULTICAST_LOOP: members on this host hear rekeys
 
     def __post_init__(self) -> None:
         _need(bool(self.groups), "groups", "at least one group")
@@ -203,6 +251,39 @@ class GcksConfig:
             "gcks.cookie_threshold",
             "must be between 1 and max_half_open",
         )
+        # Without a CA, members can only prove themselves with a PSK.
+        if self.ca is None:
+            for g in self.groups:
+                _need(
+                    g.psk is not None or all(m.psk for m in g.members),
+                    f"{g.where}.psk",
+                    "needed unless every member has its own psk (or gcks.ca is set)",
+                )
+        # Without a certificate, the GCKS proves itself with a group PSK.
+        _need(
+            self.certificate is not None
+            or any(g.psk is not None or any(m.psk for m in g.members) for g in self.groups),
+            "gcks.certificate",
+            "needed when no group or member has a psk",
+        )
+        _need(
+            self.certificate is None or self.signing_key is not None,
+            "gcks.signing_key",
+            "needed with gcks.certificate (it is the certificate's private key)",
+        )
+        _need(
+            self.state is None or self.signing_key is not None,
+            "gcks.signing_key",
+            "needed with gcks.state: a restarted GCKS must sign rekeys with the same key",
+        )
+        _need(
+            self.rekey_interface is None or self.rekey_source is None,
+            "gcks.rekey_source",
+            "give rekey_interface or rekey_source, not both",
+        )
+        if self.rekey_source is not None:
+            _ipv4(self.rekey_source, "gcks.rekey_source")
+        _need(0 <= self.multicast_ttl <= 255, "gcks.multicast_ttl", "must be 0 to 255 hops")
 
     def group(self, name: str) -> GroupConfig | None:
         """The group of that name."""
@@ -211,7 +292,14 @@ class GcksConfig:
 
 @dataclass(frozen=True)
 class GmConfig:
-    """A group member: identity, the GCKS, the groups to join, retry timers."""
+    """A group member: identity, the GCKS, the groups to join, retry timers.
+
+    Credentials are a PSK, or a certificate with its private key and the CA
+    that issued the GCKS's certificate. ``listen``, ``interface``,
+    ``interface_address`` and ``rekey_groups`` are for :mod:`mrkm.runtime`:
+    the GM joins every rekey group on that one interface
+    (``reference/pim-local-and-tshark.md`` §3).
+    """
 
     identity: str
     gcks: tuple[str, int]
@@ -223,6 +311,13 @@ class GmConfig:
     registration_timeout: float = 30.0  # s, one attempt's budget before starting over
     retry_delay: float = 5.0  # s, base back-off before a new attempt after a failure
     repair_margin: float = 10.0  # s before a key expires without successor: re-register
+    certificate: Path | None = None  # PEM, our certificate (SAN dNSName = identity)
+    key: Path | None = None  # PEM, its private key (Ed25519 or ECDSA P-256)
+    ca: Path | None = None  # PEM, the CA that issued the GCKS's certificate
+    gcks_identity: str | None = None  # accept only this GCKS identity (ID_FQDN)
+    listen: tuple[str, int] = ("0.0.0.0", 0)  # unicast socket; port 0 = any
+    interface_address: str | None = None  # join rekey groups by this local address
+    rekey_groups: tuple[tuple[str, int], ...] = (("239.192.0.1", 848),)
 
     def __post_init__(self) -> None:
         _need(bool(self.groups), "gm.groups", "at least one group")
@@ -236,6 +331,26 @@ class GmConfig:
             "gm.registration_timeout",
             "must exceed the first retransmission",
         )
+        _need(
+            (self.certificate is None) == (self.key is None),
+            "gm.key" if self.key is None else "gm.certificate",
+            "certificate and key go together",
+        )
+        _need(
+            self.psk is not None or (self.certificate is not None and self.ca is not None),
+            "gm.psk",
+            "needed unless certificate, key and ca are given",
+        )
+        _need(
+            self.interface is None or self.interface_address is None,
+            "gm.interface_address",
+            "give interface or interface_address, not both",
+        )
+        if self.interface_address is not None:
+            _ipv4(self.interface_address, "gm.interface_address")
+        for i, (address, _port) in enumerate(self.rekey_groups):
+            group = _ipv4(address, f"gm.rekey_groups[{i}]")
+            _need(group.is_multicast, f"gm.rekey_groups[{i}]", "must be a multicast group")
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -296,6 +411,27 @@ def _group(data: Mapping[str, Any], where: str) -> GroupConfig:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+IKE_PORT = 848  # G-IKEv2 registration and rekey port (RFC 9838 §2.1, the GDOI port)
+
+
+def _path(base: Path, data: Mapping[str, Any], key: str) -> Path | None:
+    """A path from the file, relative to the file's folder."""
+    return base / str(data[key]) if key in data else None
+
+
+def _number(data: Mapping[str, Any], key: str, where: str, kind: type[Any]) -> Any:
+    try:
+        return kind(data[key])
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}.{key}: {data[key]!r} is not a {kind.__name__}") from None
+
+
+def _bool(data: Mapping[str, Any], key: str, where: str) -> bool:
+    value = data[key]
+    _need(isinstance(value, bool), f"{where}.{key}", f"{value!r} is not true or false")
+    return bool(value)
+
+
 def load_gcks_config(path: Path) -> GcksConfig:
     """Read and check a GCKS configuration file."""
     data = _read_yaml(path)
@@ -303,7 +439,20 @@ def load_gcks_config(path: Path) -> GcksConfig:
     gcks = _mapping(data.get("gcks"), "gcks")
     _known(
         gcks,
-        {"identity", "listen", "signing_key", "state", "cookie_threshold", "max_half_open"},
+        {
+            "identity",
+            "listen",
+            "signing_key",
+            "state",
+            "cookie_threshold",
+            "max_half_open",
+            "certificate",
+            "ca",
+            "rekey_interface",
+            "rekey_source",
+            "multicast_ttl",
+            "multicast_loop",
+        },
         "gcks",
     )
     _need("identity" in gcks, "gcks.identity", "missing")
@@ -313,14 +462,24 @@ def load_gcks_config(path: Path) -> GcksConfig:
     base = path.parent
     return GcksConfig(
         identity=str(gcks["identity"]),
-        listen=parse_endpoint(str(gcks.get("listen", "0.0.0.0:848")), "gcks.listen"),
+        listen=parse_endpoint(
+            str(gcks.get("listen", "0.0.0.0")), "gcks.listen", default_port=IKE_PORT
+        ),
         groups=tuple(
             _group(_mapping(g, f"groups[{i}]"), f"groups[{i}]") for i, g in enumerate(groups)
         ),
-        signing_key=base / gcks["signing_key"] if "signing_key" in gcks else None,
-        state=base / gcks["state"] if "state" in gcks else None,
+        signing_key=_path(base, gcks, "signing_key"),
+        state=_path(base, gcks, "state"),
         cookie_threshold=int(gcks.get("cookie_threshold", 64)),
         max_half_open=int(gcks.get("max_half_open", 4096)),
+        certificate=_path(base, gcks, "certificate"),
+        ca=_path(base, gcks, "ca"),
+        rekey_interface=str(gcks["rekey_interface"]) if "rekey_interface" in gcks else None,
+        rekey_source=str(gcks["rekey_source"]) if "rekey_source" in gcks else None,
+        multicast_ttl=_number(gcks, "multicast_ttl", "gcks", int)
+        if "multicast_ttl" in gcks
+        else 16,
+        multicast_loop=_bool(gcks, "multicast_loop", "gcks") if "multicast_loop" in gcks else True,
     )
 
 
@@ -329,27 +488,51 @@ def load_gm_config(path: Path) -> GmConfig:
     data = _read_yaml(path)
     _known(data, {"gm"}, str(path))
     gm = _mapping(data.get("gm"), "gm")
-    allowed = {
-        "identity",
-        "gcks",
-        "groups",
-        "psk",
-        "interface",
+    timers = {
         "retransmit_initial",
         "retransmit_max",
         "registration_timeout",
         "retry_delay",
         "repair_margin",
     }
+    allowed = timers | {
+        "identity",
+        "gcks",
+        "groups",
+        "psk",
+        "interface",
+        "certificate",
+        "key",
+        "ca",
+        "gcks_identity",
+        "listen",
+        "interface_address",
+        "rekey_groups",
+    }
     _known(gm, allowed, "gm")
     for key in ("identity", "gcks", "groups"):
         _need(key in gm, f"gm.{key}", "missing")
-    timers = {k: float(gm[k]) for k in allowed if k in gm and k.startswith(("re",))}
+    _need(isinstance(gm["groups"], list), "gm.groups", "expected a list of group names")
+    base = path.parent
+    optional: dict[str, Any] = {k: _number(gm, k, "gm", float) for k in timers if k in gm}
+    for key in ("certificate", "key", "ca"):
+        optional[key] = _path(base, gm, key)
+    for key in ("interface", "gcks_identity", "interface_address"):
+        if key in gm:
+            optional[key] = str(gm[key])
+    if "listen" in gm:
+        optional["listen"] = parse_endpoint(str(gm["listen"]), "gm.listen", any_port=True)
+    if "rekey_groups" in gm:
+        raw = gm["rekey_groups"]
+        _need(isinstance(raw, list) and bool(raw), "gm.rekey_groups", "expected a list")
+        optional["rekey_groups"] = tuple(
+            parse_endpoint(str(r), f"gm.rekey_groups[{i}]", default_port=IKE_PORT)
+            for i, r in enumerate(raw)
+        )
     return GmConfig(
         identity=str(gm["identity"]),
-        gcks=parse_endpoint(str(gm["gcks"]), "gm.gcks"),
+        gcks=parse_endpoint(str(gm["gcks"]), "gm.gcks", default_port=IKE_PORT),
         groups=tuple(str(g) for g in gm["groups"]),
         psk=_hex(gm["psk"], "gm.psk") if "psk" in gm else None,
-        interface=str(gm["interface"]) if "interface" in gm else None,
-        **timers,
+        **optional,
     )

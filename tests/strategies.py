@@ -110,7 +110,14 @@ kd_payloads = st.builds(
     KdPayload, st.lists(st.one_of(group_bags, member_bags), max_size=4).map(tuple)
 )
 
-ids = st.tuples(u8, small_bytes)
+ids = (
+    st.tuples(u8, small_bytes)
+    .map(
+        # RFC 7296 §3.5: address identities have fixed sizes.
+        lambda t: (t[0], (t[1] * 16)[: {1: 4, 5: 16}[t[0]]] if t[0] in (1, 5) else t[1])
+    )
+    .filter(lambda t: t[0] not in (1, 5) or len(t[1]) == {1: 4, 5: 16}[t[0]])
+)
 auth_payloads = st.one_of(
     st.builds(AuthPayload, st.sampled_from([1, 2]), small_bytes),
     st.builds(

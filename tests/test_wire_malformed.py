@@ -182,3 +182,9 @@ def test_wrapped_key_too_short() -> None:
         WrappedKey.decode(bytes(8) + bytes(8))
     with pytest.raises(Truncated):
         WrappedKey.decode(bytes(5))
+
+
+def test_address_identity_must_have_address_size() -> None:
+    # ID_IPV4_ADDR (1) with 3 octets of data (RFC 7296 §3.5 wants 4).
+    with pytest.raises(BadLength, match="ID type 1 needs 4"):
+        decode_chain(PayloadType.IDI, bytes([0, 0, 0, 11, 1, 0, 0, 0, 10, 0, 0]))

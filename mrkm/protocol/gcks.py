@@ -29,7 +29,7 @@ from cryptography import x509
 
 from mrkm.config import GcksConfig, GroupConfig
 from mrkm.crypto.signatures import SigningKey, algorithm_id_for, public_key_der
-from mrkm.errors import BadValue, DecodeError, MrkmError
+from mrkm.errors import AuthenticationFailed, BadValue, DecodeError, MrkmError
 from mrkm.protocol import events as ev
 from mrkm.protocol.credentials import Identity, LocalCredentials, PeerTrust
 from mrkm.protocol.group import GroupKeys, GroupPolicy, RoutingKey, TekPolicy, make_gsa, make_kd
@@ -249,7 +249,9 @@ class KeyServer:
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         """Datagrams due now: responses and rekey copies."""
         due = [(d, a) for t, d, a in self._copies if t <= now]
-        self._copies = [c for c in self._copies if c[0] > now]
+        if due:  # pending copies are persistent state: a restart still sends the rest
+            self._copies = [c for c in self._copies if c[0] > now]
+            self.state_version += 1
         out, self._outbox = self._outbox + due, []
         return out
 
@@ -298,9 +300,14 @@ class KeyServer:
             session.responder.sa is not None and session.responder.sa.spi_r != spi_r
         ):
             raise DecodeError("no registration IKE SA with these SPIs")
-        out = session.responder.receive(data, now) if session.addr == addr else None
-        if out is None and session.addr != addr:
+        if session.addr != addr:
             raise DecodeError("datagram for an IKE SA from another address")
+        try:
+            out = session.responder.receive(data, now)
+        except AuthenticationFailed:
+            # RFC 7296 §2.21.2: tell the member at once, then forget the SA.
+            self._outbox.append((session.responder.failure_response, addr))
+            raise
         if isinstance(out, AuthRequest):
             out = self._decide(session, out, now)
         elif isinstance(out, FollowUpRequest):
@@ -582,6 +589,8 @@ class KeyServer:
         """All group state as JSON-ready data (keys included: store it privately)."""
         return {
             "version": 1,
+            # Copies not yet sent, so that a restart still sends them (§2.4.1.3).
+            "copies": [[at, raw.hex(), list(dest)] for at, raw, dest in self._copies],
             "groups": {
                 name: {
                     "rekey_spi": g.rekey_spi.hex(),
@@ -613,6 +622,10 @@ class KeyServer:
         """Continue from a snapshot; groups no longer configured are ignored."""
         if snapshot.get("version") != 1:
             raise ValueError("unknown GCKS state version")
+        self._copies = [
+            (float(at), bytes.fromhex(raw), (str(dest[0]), int(dest[1])))
+            for at, raw, dest in snapshot.get("copies", ())
+        ]
         for name, data in snapshot["groups"].items():
             group = self._groups.get(name)
             if group is None:

@@ -23,6 +23,7 @@ decrypt arrives for its group's SPI.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -97,6 +98,7 @@ class _Membership:
     last_rekey: bytes = b""  # octets of the last accepted GSA_REKEY
     key_path: KeyPath | None = None  # our key-tree path (RFC 9838 §3.3)
     leaving: bool = False
+    rekey_destination: tuple[str, int] | None = None  # from the Rekey SA policy's TS
 
 
 class GroupMember:
@@ -174,6 +176,10 @@ class GroupMember:
             )
             if spi in group.next_spis and not held:
                 self.schedule_repair(group.name, now, "traffic on a promised SPI we lack")
+
+    def rekey_destination(self, name: str) -> tuple[str, int] | None:
+        """The multicast address and port the GCKS announced for ``name``'s rekeys."""
+        return self._groups[name].rekey_destination
 
     def join(self, name: str, now: float) -> None:
         """Register (again) for ``name`` now, e.g. after leaving it."""
@@ -350,6 +356,12 @@ class GroupMember:
             group.rekey_sa = received.rekey_sa
             policy = gsa.rekey_policy
             group.rekey_expires = now + float(policy.lifetime or 0) if policy else 0.0
+            if policy is not None:  # where GSA_REKEY will arrive (RFC 9838 §4.4.2)
+                dst = policy.destination
+                group.rekey_destination = (
+                    str(ipaddress.ip_address(dst.start_address)),
+                    dst.start_port,
+                )
         group.atd = float(received.atd or 0)
         group.dtd = float(received.dtd or 0)
         group.next_spis = {s for p in gsa.data_policies for s in p.next_spis}

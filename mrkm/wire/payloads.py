@@ -13,7 +13,7 @@ from typing import ClassVar
 from mrkm.errors import BadLength, BadValue
 from mrkm.wire.attributes import TrafficSelector
 from mrkm.wire.buffer import Buffer
-from mrkm.wire.registry import AuthMethod, PayloadType
+from mrkm.wire.registry import AuthMethod, IdType, PayloadType
 
 __all__ = [
     "AuthPayload",
@@ -73,12 +73,21 @@ class NoncePayload:
         buf.push_bytes(self.data)
 
 
+_ID_ADDRESS_LEN: dict[int, int] = {IdType.ID_IPV4_ADDR: 4, IdType.ID_IPV6_ADDR: 16}
+
+
 @dataclass(frozen=True)
 class _Identification:
     """ID Type, 3 reserved octets, data (§3.5); shared by IDi, IDr and IDg."""
 
     id_type: int
     data: bytes
+
+    def __post_init__(self) -> None:
+        # RFC 7296 §3.5: ID_IPV4_ADDR is 4 octets, ID_IPV6_ADDR 16.
+        size = _ID_ADDRESS_LEN.get(self.id_type)
+        if size is not None and len(self.data) != size:
+            raise BadLength(f"ID type {self.id_type} needs {size} octets, got {len(self.data)}")
 
     @property
     def body(self) -> bytes:

@@ -1,0 +1,35 @@
+"""The asyncio processes around the sans-IO cores (ARCHITECTURE.md, ``mrkm/runtime/``).
+
+UDP unicast and multicast sockets (:mod:`~mrkm.runtime.transport`), the
+driver loop (:mod:`~mrkm.runtime.node`), the shared clock
+(:mod:`~mrkm.runtime.clock`), the JSON-lines event log
+(:mod:`~mrkm.runtime.eventlog`), GCKS state persistence
+(:mod:`~mrkm.runtime.persistence`), signals and the control socket
+(:mod:`~mrkm.runtime.daemon`, :mod:`~mrkm.runtime.control`). No protocol
+logic lives here: every decision is the core's.
+"""
+
+from mrkm.runtime.clock import Clock, wall_clock
+from mrkm.runtime.control import ControlError, ControlServer, request
+from mrkm.runtime.eventlog import EventLog
+from mrkm.runtime.gcks_process import GcksProcess
+from mrkm.runtime.gm_process import GmProcess
+from mrkm.runtime.node import Node
+from mrkm.runtime.persistence import StateError, StateFile, atomic_write
+from mrkm.runtime.transport import TransportError
+
+__all__ = [
+    "Clock",
+    "ControlError",
+    "ControlServer",
+    "EventLog",
+    "GcksProcess",
+    "GmProcess",
+    "Node",
+    "StateError",
+    "StateFile",
+    "TransportError",
+    "atomic_write",
+    "request",
+    "wall_clock",
+]
