@@ -157,6 +157,11 @@ class GroupConfig:
     copies: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
     psk: bytes | None = field(default=None, repr=False)
     members: tuple[MemberConfig, ...] = ()
+    # s between signed heartbeats on the rekey group when nothing else is sent:
+    # keeps PIM (S,G) state (keepalive 210 s) so a rekey is not the first packet
+    # of a new (S,G), which FRR 8.4.4 loses (pim-local-and-tshark.md §6). 0 = off.
+    heartbeat: float = 60.0
+    prime: float = 1.0  # s before each periodic rekey: one heartbeat primes (S,G); 0 = off
     where: str = field(default="group", compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -212,6 +217,17 @@ class GroupConfig:
         _need(group.is_multicast, f"{w}.rekey_address", "must be a multicast group")
         _need(0 < self.rekey_port < 65536, f"{w}.rekey_port", "out of range")
         # Whether a PSK is needed depends on the GCKS's certificates: GcksConfig checks it.
+
+        _need(
+            self.heartbeat == 0 or 1 <= self.heartbeat < 210,
+            f"{w}.heartbeat",
+            "0 (off) or 1 to 209 seconds: PIM forgets an (S,G) after 210 s without traffic",
+        )
+        _need(
+            0 <= self.prime < self.rekey_margin - self.copies[-1],
+            f"{w}.prime",
+            "must be 0 (off) or leave the rekey and its copies inside rekey_margin",
+        )
 
     @property
     def key_len(self) -> int:
@@ -387,6 +403,8 @@ def _group(data: Mapping[str, Any], where: str) -> GroupConfig:
         "copies",
         "psk",
         "members",
+        "heartbeat",
+        "prime",
     }
     _known(data, fields, where)
     members = []

@@ -247,3 +247,18 @@ def test_traffic_on_a_promised_next_spi_triggers_repair() -> None:
     h.drop_filter = None
     h.run_until(T0 + 52)
     assert holds(victim, promised, h.now)
+
+
+def test_heartbeats_keep_the_rekey_channel_warm_and_prime_each_rekey() -> None:
+    group = make_group(2, lifetime=300.0, rekey_margin=30.0, heartbeat=60.0, prime=1.0)
+    h = Harness(2, group=group)
+    h.run_until(T0 + 275)  # the periodic rekey is due at T0 + 270
+    sent = [e for e in h.events if isinstance(e, ev.RekeySent)]
+    beats = [e.time - T0 for e in sent if e.reason == "heartbeat"]
+    assert beats[:4] == pytest.approx([60, 120, 180, 240])
+    assert 269 in [round(b) for b in beats]  # the primer, one second before the rekey
+    rekey = next(e for e in sent if e.reason == "periodic")
+    assert rekey.time - T0 == pytest.approx(270)
+    for gm in h.gms.values():
+        assert gm.counters["heartbeats"] == len(beats)
+        assert holds(gm, rekey.key_ids[0], h.now)

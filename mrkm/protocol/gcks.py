@@ -94,6 +94,7 @@ class _Group:
     evicted: set[str] = field(default_factory=set)
     follow_up_at: float | None = None  # the TEK rekey that follows an eviction
     reserved_id: int | None = None  # key id promised by GSA_NEXT_SPI
+    last_sent: float = 0.0  # when anything was last multicast to the group
 
     def live_teks(self, now: float) -> list[_Tek]:
         return [t for t in self.teks if t.expires > now]
@@ -162,6 +163,7 @@ class KeyServer:
         tree = KeyTree(max(2, len(config.members)), GroupPolicy("0.0.0.0").kwa, self._rng)
         group = _Group(config, self._rng(16), self._rng(self._keymat_len()), 0, [], tree)
         group.teks.append(self._new_tek(group, now))
+        group.last_sent = now
         return group
 
     def _keymat_len(self) -> int:
@@ -258,16 +260,20 @@ class KeyServer:
     def next_timer(self) -> float | None:
         """When :meth:`handle_timer` next has work."""
         times = [self._next_rekey_at(g) for g in self._groups.values()]
+        times += [t for g in self._groups.values() if (t := self._next_heartbeat_at(g))]
         times += [t for t, _, _ in self._copies]
         times += [s.expires for s in self._sessions.values()]
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> None:
-        """Roll keys that are due, expire stale registration SAs."""
+        """Roll keys that are due, send heartbeats, expire stale registration SAs."""
         for group in self._groups.values():
             if self._next_rekey_at(group) <= now:
                 reason = "after-eviction" if group.follow_up_at is not None else "periodic"
                 self.rekey(group.config.name, now, reason=reason)
+            heartbeat = self._next_heartbeat_at(group)
+            if heartbeat is not None and heartbeat <= now:
+                self._heartbeat(group, now)
         for spi, session in list(self._sessions.items()):
             if session.expires <= now:
                 del self._sessions[spi]
@@ -447,6 +453,34 @@ class KeyServer:
         periodic = group.teks[-1].expires - group.config.rekey_margin
         return min(periodic, group.follow_up_at) if group.follow_up_at is not None else periodic
 
+    def _next_heartbeat_at(self, group: _Group) -> float | None:
+        """When the group's rekey channel next needs a heartbeat, if ever."""
+        cfg = group.config
+        times = [group.last_sent + cfg.heartbeat] if cfg.heartbeat else []
+        if cfg.prime:
+            primed = self._next_rekey_at(group) - cfg.prime
+            if group.last_sent < primed:
+                times.append(primed)
+        return min(times) if times else None
+
+    def _heartbeat(self, group: _Group, now: float) -> None:
+        """One signed GSA_REKEY with no keys: ``HDR, SK{AUTH}`` (RFC 9838 §2.4.1).
+
+        It keeps PIM's (S,G) state for the rekey group alive and primes it
+        before a rekey, so that rekeys are not lost as the first packet of a
+        new (S,G) (pim-local-and-tshark.md §6).
+        """
+        sa = self._rekey_sa(group)
+        message_id = group.next_message_id
+        group.next_message_id += 1
+        raw = build_rekey(sa, message_id, (), self.signer, self._rng(sa.suite.iv_len))
+        self._copies.append((now, raw, (group.config.rekey_address, group.config.rekey_port)))
+        group.last_sent = now
+        self.state_version += 1
+        self._events.append(
+            ev.RekeySent(now, group.config.name, message_id, (), len(raw), 1, "heartbeat")
+        )
+
     def rekey(self, name: str, now: float, reason: str = "manual") -> int:
         """Create the group's next routing key and multicast it; return the Message ID."""
         group = self._groups[name]
@@ -464,6 +498,7 @@ class KeyServer:
         raw = build_rekey(sa, message_id, (gsa, kd), self.signer, self._rng(sa.suite.iv_len))
         dest = (group.config.rekey_address, group.config.rekey_port)
         self._copies += [(now + at, raw, dest) for at in group.config.copies]
+        group.last_sent = now
         self._events.append(
             ev.RekeySent(
                 now,
@@ -515,6 +550,7 @@ class KeyServer:
         )
         dest = (group.config.rekey_address, group.config.rekey_port)
         self._copies += [(now + at, raw, dest) for at in group.config.copies]
+        group.last_sent = now
         group.rekey_spi, group.rekey_keymat, group.next_message_id = new_spi, new_keymat, 0
         group.follow_up_at = now + group.config.copies[-1] + FOLLOW_UP_DELAY
         self.state_version += 1
@@ -551,6 +587,7 @@ class KeyServer:
         raw = build_rekey(old_sa, message_id, deletes, self.signer, self._rng(old_sa.suite.iv_len))
         dest = (group.config.rekey_address, group.config.rekey_port)
         self._copies += [(now + at, raw, dest) for at in group.config.copies]
+        group.last_sent = now
         group.rekey_spi, group.rekey_keymat = self._rng(16), self._rng(self._keymat_len())
         group.next_message_id = 0
         group.members.clear()

@@ -430,8 +430,11 @@ class GroupMember:
                 self.schedule_repair(group.name, now, "excluded: D(GIKE_UPDATE, SPI 0)")
                 return
         gsa, kd = find(inner, GsaPayload), find(inner, KdPayload)
+        if gsa is None and kd is None:  # a heartbeat: HDR, SK{AUTH}
+            self._count("heartbeats")
+            return
         if gsa is None or kd is None:
-            self._events.append(ev.RekeyAccepted(now, group.name, message_id, ()))
+            self._events.append(ev.RekeyRejected(now, group.name, "GSA without KD or KD alone"))
             return
         sa = group.rekey_sa
         try:
