@@ -26,16 +26,16 @@ test-fast: $(STAMP)  ## the quick subset while you work (no root, no slow tests)
 	$(PY) -m pytest -q -m "not root and not slow" $(PYTEST_ARGS)
 
 check: $(STAMP)  ## ruff (lint + format check) and mypy (strict on mrkm/)
-	$(VENV)/bin/ruff check mrkm tests tools
-	$(VENV)/bin/ruff format --check mrkm tests tools
+	$(VENV)/bin/ruff check mrkm tests tools testbed
+	$(VENV)/bin/ruff format --check mrkm tests tools testbed
 	$(VENV)/bin/mypy
 
 fmt: $(STAMP)  ## apply ruff's formatting and safe fixes
-	$(VENV)/bin/ruff check --fix mrkm tests tools
-	$(VENV)/bin/ruff format mrkm tests tools
+	$(VENV)/bin/ruff check --fix mrkm tests tools testbed
+	$(VENV)/bin/ruff format mrkm tests tools testbed
 
 run-scenario: $(STAMP)  ## the main job: run a scenario end to end (SCENARIO=name)
-	$(PY) -m mrkm.demo --scenario $(SCENARIO) $(if $(TOPO),--topo $(TOPO))
+	$(PY) -m testbed.loopback --scenario $(SCENARIO) $(if $(TOPO),--topo $(TOPO))
 
 bench-core: $(STAMP)  ## µs per encode/decode and crypto op, next to raw `cryptography` costs
 	$(PY) tools/bench_core.py

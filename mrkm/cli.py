@@ -93,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     kg.add_argument("--out", required=True, type=Path, help="folder to write the PEM files to")
     kg.add_argument("--gcks", required=True, metavar="NAME", help="the GCKS identity (FQDN)")
     kg.add_argument(
-        "--member", required=True, nargs="+", metavar="NAME", help="member identities (FQDNs)"
+        "--member",
+        required=True,
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="member identities (FQDNs); repeat the option or list several",
     )
     kg.add_argument("--algorithm", choices=ALGORITHMS, default="ed25519", help="key type")
     kg.add_argument("--days", type=int, default=365, help="certificate validity (default 365)")

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import random
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,8 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mrkm.runtime.daemon import Daemon
 from mrkm.runtime.pem import private_key_pem, write_new_file
+from testbed.processes import REPO, Proc, Procs, read_events, wait_until
+from testbed.processes import events_of as of
 
-REPO = Path(__file__).resolve().parent.parent
+__all__ = ["REPO", "Proc", "Procs", "of", "read_events", "wait_until"]
+
 PSK_HEX = "6d726b6d2d746573742d70736b2d3031323334353637"
 
 
@@ -108,34 +106,6 @@ def gm_yaml(
     }
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """Every complete JSON line of an event log (a line being written is skipped)."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in text.splitlines(keepends=True):
-        if line.endswith("\n"):
-            out.append(json.loads(line))
-    return out
-
-
-def of(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    return [e for e in events if e["event"] == name]
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
-) -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     """:func:`wait_until` inside an event loop."""
     deadline = time.monotonic() + timeout
@@ -165,75 +135,6 @@ async def stop_daemons(*pairs: tuple[Daemon, Awaitable[int]]) -> list[int]:
         daemon.stop("test over")
         codes.append(await asyncio.wait_for(task, 5))
     return codes[::-1]
-
-
-class Proc:
-    """One ``python -m mrkm`` process, stopped by its PID."""
-
-    def __init__(self, args: list[str], workdir: Path, name: str) -> None:
-        self.name = name
-        self.stderr_path = workdir / f"{name}.stderr"
-        self.terminated = False
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        with self.stderr_path.open("ab") as err:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "mrkm", *args],
-                cwd=workdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill9(self) -> None:
-        """SIGKILL: no clean-up at all (the crash test)."""
-        os.kill(self.pid, signal.SIGKILL)
-        self.popen.wait(10)
-
-    def terminate(self) -> None:
-        """Send SIGTERM once (a second one during the clean stop would kill it)."""
-        if self.alive() and not self.terminated:
-            os.kill(self.pid, signal.SIGTERM)
-            self.terminated = True
-
-    def stop(self, timeout: float = 10) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout``; return the exit code."""
-        if self.alive():
-            self.terminate()
-            try:
-                return self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-        return self.popen.wait(10)
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-
-class Procs:
-    """Processes of one test, stopped in reverse start order."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.procs: list[Proc] = []
-
-    def start(self, name: str, *args: str) -> Proc:
-        proc = Proc(list(args), self.workdir, name)
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> dict[str, int | None]:
-        """SIGTERM every live process (newest first), then reap each; return exit codes."""
-        for proc in reversed(self.procs):
-            proc.terminate()
-        return {proc.name: proc.stop() for proc in reversed(self.procs)}
 
 
 @contextlib.contextmanager

@@ -283,3 +283,25 @@ def test_status_of_a_running_gcks_and_gm(
         assert code == 0 and "group g1: member\n  ospfv2 key 1 hmac-sha-256" in out
     code, _, err = _run(["status", "--control", str(tmp_path / "g.sock")], capsys)
     assert code == 1 and "cannot reach" in err
+
+
+def test_keygen_takes_repeated_member_options(tmp_path: Path) -> None:
+    out = tmp_path / "keys"
+    assert (
+        main(
+            [
+                "keygen",
+                "--out",
+                str(out),
+                "--gcks",
+                "g.mrkm",
+                "--member",
+                "a.mrkm",
+                "--member",
+                "b.mrkm",
+                "c.mrkm",
+            ]
+        )
+        == 0
+    )
+    assert {p.name for p in out.glob("*.pem")} >= {"a.mrkm.pem", "b.mrkm.pem", "c.mrkm.pem"}

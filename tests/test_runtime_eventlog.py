@@ -25,7 +25,7 @@ def test_file_log_appends_one_parsable_line_per_event(tmp_path: Path) -> None:
     for round_ in range(2):  # a restarted process appends to the same file
         log = EventLog(path, "r1.mrkm")
         log.write(ProcessStarted(1.0 + round_, "gm", 42, "0.1.0", "127.0.0.1:1"))
-        log.write(ev.RekeyAccepted(2.0 + round_, "g1", 7, (3,)))
+        log.write(ev.RekeyAccepted(2.0 + round_, "g1", 7, (3,), sa="ab" * 16))
         # flushed line by line: readable before close (kill -9 loses nothing written)
         assert len(path.read_text().splitlines()) == 2 * (round_ + 1)
         log.close()
@@ -40,6 +40,7 @@ def test_file_log_appends_one_parsable_line_per_event(tmp_path: Path) -> None:
         "message_id": 7,
         "key_ids": [3],
         "new_rekey_sa": False,
+        "sa": "ab" * 16,
     }
 
 

@@ -93,6 +93,7 @@ class RekeyAccepted(Event):
     message_id: int
     key_ids: tuple[int, ...]
     new_rekey_sa: bool = False
+    sa: str = ""  # Rekey SA SPI (hex) that protected the message
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ class RekeySent(Event):
     copies: int
     reason: str
     wrapped_keys: int = 0
+    sa: str = ""  # Rekey SA SPI (hex) the message was sent under; Message IDs count per SA
 
 
 @dataclass(frozen=True)

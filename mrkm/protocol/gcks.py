@@ -478,7 +478,9 @@ class KeyServer:
         group.last_sent = now
         self.state_version += 1
         self._events.append(
-            ev.RekeySent(now, group.config.name, message_id, (), len(raw), 1, "heartbeat")
+            ev.RekeySent(
+                now, group.config.name, message_id, (), len(raw), 1, "heartbeat", sa=sa.spi.hex()
+            )
         )
 
     def rekey(self, name: str, now: float, reason: str = "manual") -> int:
@@ -509,6 +511,7 @@ class KeyServer:
                 len(group.config.copies),
                 reason,
                 1,
+                sa=sa.spi.hex(),
             )
         )
         return message_id
@@ -564,6 +567,7 @@ class KeyServer:
                 len(group.config.copies),
                 reason,
                 len(wrap_keys) + len(sa_keys),
+                sa=old_sa.spi.hex(),
             )
         )
         return message_id
@@ -594,7 +598,16 @@ class KeyServer:
         group.teks = [*group.live_teks(now), self._new_tek(group, now)]
         self.state_version += 1
         self._events.append(
-            ev.RekeySent(now, name, message_id, (), len(raw), len(group.config.copies), "reset", 0)
+            ev.RekeySent(
+                now,
+                name,
+                message_id,
+                (),
+                len(raw),
+                len(group.config.copies),
+                "reset",
+                sa=old_sa.spi.hex(),
+            )
         )
         return message_id
 

@@ -426,7 +426,7 @@ class GroupMember:
         group.last_rekey = data
         for delete in (p for p in inner if isinstance(p, DeletePayload)):
             if delete.protocol == ProtocolId.GIKE_UPDATE and any(not any(s) for s in delete.spis):
-                self._events.append(ev.RekeyAccepted(now, group.name, message_id, ()))
+                self._events.append(ev.RekeyAccepted(now, group.name, message_id, (), sa=spi.hex()))
                 self.schedule_repair(group.name, now, "excluded: D(GIKE_UPDATE, SPI 0)")
                 return
         gsa, kd = find(inner, GsaPayload), find(inner, KdPayload)
@@ -462,5 +462,6 @@ class GroupMember:
                 message_id,
                 tuple(int.from_bytes(t.spi, "big") for t in received.teks),
                 new_sa,
+                sa=spi.hex(),
             )
         )

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from mrkm.config import ConfigError, GcksConfig
 from mrkm.crypto.certs import cert_public_key
 from mrkm.crypto.signatures import SigningKey, UnsupportedKeyType, public_key_der
+from mrkm.errors import MrkmError
 from mrkm.protocol.gcks import KeyServer
 from mrkm.runtime.clock import Clock, wall_clock
 from mrkm.runtime.control import ControlError, Handler, require_str
@@ -198,7 +199,7 @@ class GcksProcess(Daemon):
         now = self.clock()
         try:
             result = evict(group, member, now)
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, MrkmError) as exc:
             raise ControlError(f"evict: {exc}") from None
         self.node.step(now)
         return {"group": group, "member": member, "result": result}
