@@ -277,6 +277,7 @@ class KeyServer:
         for spi, session in list(self._sessions.items()):
             if session.expires <= now:
                 del self._sessions[spi]
+                self._half_open_spis.discard(spi)
 
     def events(self) -> list[ev.Event]:
         """Drain the queued events."""
@@ -310,7 +311,10 @@ class KeyServer:
             raise DecodeError("datagram for an IKE SA from another address")
         try:
             out = session.responder.receive(data, now)
+            if session.responder.state is not SaState.RESP_EXPECT_AUTH_REQUEST:
+                self._half_open_spis.discard(spi_i)
         except AuthenticationFailed:
+            self._half_open_spis.discard(spi_i)
             # RFC 7296 §2.21.2: tell the member at once, then forget the SA.
             self._outbox.append((session.responder.failure_response, addr))
             raise
@@ -340,12 +344,6 @@ class KeyServer:
         return next(iter(self._psk.values()))
 
     def _half_open(self) -> int:
-        self._half_open_spis = {
-            spi
-            for spi in self._half_open_spis
-            if (s := self._sessions.get(spi)) is not None
-            and s.responder.state is SaState.RESP_EXPECT_AUTH_REQUEST
-        }
         return len(self._half_open_spis)
 
     def _admit(self, data: bytes, addr: Addr, now: float) -> bool:

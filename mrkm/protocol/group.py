@@ -13,6 +13,7 @@ as a 1-octet SPI, the OSPFv3 trailer (202) with the SA ID as a 2-octet SPI.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -73,6 +74,7 @@ ROUTING_KEY_LEN: dict[int, int] = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def _v4_selector(first: str, last: str, protocol: int, port: int = 0) -> TrafficSelector:
     lo = ipaddress.IPv4Address(first).packed
     hi = ipaddress.IPv4Address(last).packed

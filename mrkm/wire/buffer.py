@@ -15,8 +15,6 @@ back-patches the length once the body is written.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from mrkm.errors import BadLength, BadValue, Truncated
 
@@ -34,17 +32,19 @@ class Buffer:
     out a view of the same octets bounded to the block.
     """
 
-    __slots__ = ("_data", "_end", "_pos")
+    __slots__ = ("_data", "_end", "_out", "_pos")
 
     def __init__(self, data: bytes = b"") -> None:
-        self._data: bytes | bytearray = data if data else bytearray()
+        # An empty buffer is for writing: reads and writes share one bytearray.
+        self._out = bytearray()
+        self._data: bytes | bytearray = data if data else self._out
         self._pos = 0
         self._end = len(data)
 
     @classmethod
     def _view(cls, data: bytes | bytearray, start: int, end: int) -> Buffer:
         view = cls.__new__(cls)
-        view._data, view._pos, view._end = data, start, end
+        view._data, view._pos, view._end, view._out = data, start, end, bytearray()
         return view
 
     # -- reading -----------------------------------------------------------------
@@ -90,20 +90,17 @@ class Buffer:
         """Read a big-endian 32-bit integer."""
         return int(_U32.unpack_from(self._data, self._take(4, what))[0])
 
-    @contextmanager
-    def pull_block(self, length: int, what: str) -> Iterator[Buffer]:
-        """Yield a sub-buffer over the next ``length`` octets; it must be read to its end.
+    def pull_block(self, length: int, what: str) -> _PullBlock:
+        """A context manager yielding a sub-buffer over the next ``length`` octets.
 
-        ``length`` is the size of the body (the caller has already subtracted
-        whatever header it read). Leftover octets raise :class:`BadLength`.
+        The sub-buffer must be read to its end. ``length`` is the size of the
+        body (the caller has already subtracted whatever header it read).
+        Leftover octets raise :class:`BadLength`.
         """
         if length < 0:
             raise BadLength(f"{what}: length field smaller than its own header")
         start = self._take(length, what)
-        sub = Buffer._view(self._data, start, start + length)
-        yield sub
-        if not sub.eof():
-            raise BadLength(f"{what}: {sub.remaining()} trailing octets inside its length")
+        return _PullBlock(Buffer._view(self._data, start, start + length), what)
 
     # -- writing -----------------------------------------------------------------
 
@@ -114,46 +111,73 @@ class Buffer:
     def __len__(self) -> int:
         return len(self._data)
 
-    def _out(self) -> bytearray:
-        if not isinstance(self._data, bytearray):
-            raise BadValue("a buffer made for reading cannot be written")
-        return self._data
-
     def push_bytes(self, value: bytes) -> None:
         """Append raw octets."""
-        self._out().extend(value)
+        self._out.extend(value)
 
     def push_uint8(self, value: int) -> None:
         """Append one octet."""
         if not 0 <= value <= 0xFF:
             raise BadValue(f"{value} does not fit in 1 octet")
-        self._out().append(value)
+        self._out.append(value)
 
     def push_uint16(self, value: int) -> None:
         """Append a big-endian 16-bit integer."""
         if not 0 <= value <= 0xFFFF:
             raise BadValue(f"{value} does not fit in 2 octets")
-        self._out().extend(_U16.pack(value))
+        self._out.extend(_U16.pack(value))
 
     def push_uint32(self, value: int) -> None:
         """Append a big-endian 32-bit integer."""
         if not 0 <= value <= 0xFFFFFFFF:
             raise BadValue(f"{value} does not fit in 4 octets")
-        self._out().extend(_U32.pack(value))
+        self._out.extend(_U32.pack(value))
 
-    @contextmanager
-    def push_block(self, length_offset: int, start: int | None = None) -> Iterator[None]:
-        """Back-patch a 16-bit length once the caller has written a block.
+    def push_block(self, length_offset: int, start: int | None = None) -> _PushBlock:
+        """A context manager that back-patches a 16-bit length once a block is written.
 
         ``start`` is where the counted structure begins (default: the current
         end); ``length_offset`` is where its 2-octet Length field sits,
         relative to ``start``. The Length counts from ``start`` to the end of
         what the ``with`` body wrote.
         """
-        out = self._out()
-        begin = len(out) if start is None else start
-        yield
-        size = len(out) - begin
+        out = self._out
+        return _PushBlock(out, len(out) if start is None else start, length_offset)
+
+
+class _PullBlock:
+    """``with buf.pull_block(n, what) as sub:`` (a class: cheaper than a generator)."""
+
+    __slots__ = ("_sub", "_what")
+
+    def __init__(self, sub: Buffer, what: str) -> None:
+        self._sub, self._what = sub, what
+
+    def __enter__(self) -> Buffer:
+        return self._sub
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None and not self._sub.eof():
+            raise BadLength(
+                f"{self._what}: {self._sub.remaining()} trailing octets inside its length"
+            )
+
+
+class _PushBlock:
+    """``with buf.push_block(offset):`` back-patches the block's Length on exit."""
+
+    __slots__ = ("_begin", "_offset", "_out")
+
+    def __init__(self, out: bytearray, begin: int, offset: int) -> None:
+        self._out, self._begin, self._offset = out, begin, offset
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            return
+        size = len(self._out) - self._begin
         if size > 0xFFFF:
             raise BadValue(f"block of {size} octets does not fit a 16-bit length")
-        _U16.pack_into(out, begin + length_offset, size)
+        _U16.pack_into(self._out, self._begin + self._offset, size)
