@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from mrkm.protocol import events as ev
@@ -262,3 +264,88 @@ def test_heartbeats_keep_the_rekey_channel_warm_and_prime_each_rekey() -> None:
     for gm in h.gms.values():
         assert gm.counters["heartbeats"] == len(beats)
         assert holds(gm, rekey.key_ids[0], h.now)
+
+
+def test_gm_retransmits_with_backoff_then_times_out_and_retries() -> None:
+    from tests.harness import GCKS_ADDR
+
+    h = Harness(
+        1,
+        gm_overrides={
+            "retransmit_initial": 0.5,
+            "retransmit_max": 4.0,
+            "registration_timeout": 10.0,
+            "retry_delay": 5.0,
+        },
+    )
+    h.drop_filter = lambda data, src, dst: dst == GCKS_ADDR  # the GCKS is unreachable
+    sends: list[float] = []
+    previous = h.drop_filter
+    h.drop_filter = lambda data, src, dst: (
+        (sends.append(h.now) if dst == GCKS_ADDR else None) or previous(data, src, dst)
+    )
+    h.run_until(T0 + 20)
+    failed = [e for e in h.events if isinstance(e, ev.RegistrationFailed)]
+    first_attempt = [t for t in sends if not failed or t <= failed[0].time]
+    gaps = [b - a for a, b in itertools.pairwise(first_attempt)]
+    # First retry about 0.5 s, then doubling up to 4 s, each with jitter 0.5x to 1.5x.
+    for i, gap in enumerate(gaps):
+        base = min(0.5 * 2**i, 4.0)
+        assert 0.5 * base <= gap < 1.5 * base, (i, gap)
+    assert len(gaps) >= 4
+    assert failed and failed[0].reason.startswith("timeout")
+    assert failed[0].retry_at is not None and 2.5 <= failed[0].retry_at - failed[0].time < 7.5
+    h.drop_filter = None
+    h.run_until(T0 + 60)  # a retry succeeds once the GCKS is back
+    assert next(iter(h.gms.values())).state("ospfv2-area0") is GmState.GM_MEMBER
+
+
+def test_gsa_registration_joins_a_further_group_on_the_same_sa() -> None:
+    from mrkm.config import GcksConfig
+    from mrkm.protocol.credentials import Identity, LocalCredentials, PeerTrust
+    from mrkm.protocol.gcks import KeyServer
+    from mrkm.protocol.group import read_group
+    from mrkm.protocol.ikesa import IkeInitiator
+    from mrkm.wire import GsaPayload, IdgPayload, KdPayload, NotifyPayload, find
+    from tests.harness import GCKS_ADDR, PSK
+
+    groups = (
+        make_group(1),
+        make_group(1, name="ospfv3-area0", protocol="ospfv3", rekey_address="239.192.0.2"),
+    )
+    import random
+
+    rng = random.Random(5).randbytes
+    gcks = KeyServer(GcksConfig("gcks.mrkm", GCKS_ADDR, groups), h_signer(), rng, T0)
+    gm = IkeInitiator(
+        LocalCredentials(Identity.fqdn("r0.mrkm"), psk=PSK),
+        PeerTrust(psks={Identity.fqdn("gcks.mrkm"): PSK}),
+        rng,
+        auth_payloads=(IdgPayload(11, b"ospfv2-area0"),),
+    )
+
+    def exchange(request: bytes) -> bytes:
+        gcks.receive(request, ("10.1.0.1", 848), T0)
+        ((reply, _),) = gcks.datagrams_to_send(T0)
+        return reply
+
+    request = gm.initiate()
+    while (request := gm.receive(exchange(request), T0)) is not None:
+        pass
+    assert gm.sa is not None
+    reply = exchange(gm.request((IdgPayload(11, b"ospfv3-area0"),)))
+    assert gm.receive(reply, T0) is None
+    gsa, kd = find(gm.response_payloads, GsaPayload), find(gm.response_payloads, KdPayload)
+    assert gsa is not None and kd is not None
+    received = read_group(gsa, kd, gm.sa.gsk_w, 3)
+    assert received.teks[0].protocol == 202 and len(received.teks[0].spi) == 2
+    # ... and a request for a group it is not authorized for is refused with a Notify.
+    reply = exchange(gm.request((IdgPayload(11, b"no-such-group"),)))
+    gm.receive(reply, T0)
+    assert NotifyPayload(45) in gm.response_payloads
+
+
+def h_signer():  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    return ed25519.Ed25519PrivateKey.from_private_bytes(bytes(32))

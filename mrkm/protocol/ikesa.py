@@ -123,12 +123,14 @@ class IkeSa:
             key_e, key_a = self.keys.sk_er, self.keys.sk_ar
         return seal_message(header, inner, suite, key_e, key_a, rng(suite.iv_len))
 
-    def open(self, raw: bytes, from_initiator: bool) -> tuple[Message, tuple[Payload, ...]]:
+    def open(
+        self, raw: bytes, from_initiator: bool, message: Message | None = None
+    ) -> tuple[Message, tuple[Payload, ...]]:
         """Check and decrypt a message sent by the initiator or by the responder."""
         suite = self.suite.sk_suite()
         if from_initiator:
-            return open_message(raw, suite, self.keys.sk_ei, self.keys.sk_ai)
-        return open_message(raw, suite, self.keys.sk_er, self.keys.sk_ar)
+            return open_message(raw, suite, self.keys.sk_ei, self.keys.sk_ai, message)
+        return open_message(raw, suite, self.keys.sk_er, self.keys.sk_ar, message)
 
 
 def _derive(
@@ -444,7 +446,7 @@ class IkeResponder:
         elif self.state is SaState.RESP_EXPECT_AUTH_REQUEST:
             if header.exchange_type not in self.exchanges:
                 raise UnexpectedMessage(f"exchange {header.exchange_type} is not allowed here")
-            return self._on_auth(data, now)
+            return self._on_auth(data, now, message)
         elif self.state is SaState.ESTABLISHED:
             return self._on_follow_up(data)
         else:
@@ -491,9 +493,9 @@ class IkeResponder:
         self.state = SaState.RESP_EXPECT_AUTH_REQUEST
         return response
 
-    def _on_auth(self, data: bytes, now: float) -> AuthRequest:
+    def _on_auth(self, data: bytes, now: float, decoded: Message) -> AuthRequest:
         assert self.sa is not None
-        message, inner = self.sa.open(data, from_initiator=True)
+        message, inner = self.sa.open(data, from_initiator=True, message=decoded)
         if message.header.message_id != 1:
             raise UnexpectedMessage(f"AUTH request with Message ID {message.header.message_id}")
         idi = find(inner, IdiPayload)

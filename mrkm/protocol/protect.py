@@ -48,14 +48,19 @@ def seal_message(
 
 
 def open_message(
-    raw: bytes, suite: sk.SkSuite, key_e: bytes, key_a: bytes
+    raw: bytes,
+    suite: sk.SkSuite,
+    key_e: bytes,
+    key_a: bytes,
+    message: Message | None = None,
 ) -> tuple[Message, tuple[Payload, ...]]:
     """Decode ``raw``, check its ICV and return the message and its inner payloads.
 
-    Raises :class:`~mrkm.errors.DecodeError` for malformed octets and
+    ``message`` is ``raw`` already decoded, if the caller has it. Raises
+    :class:`~mrkm.errors.DecodeError` for malformed octets and
     :class:`~mrkm.errors.IntegrityCheckFailed` for a bad ICV.
     """
-    message = decode_message(raw)
+    message = message or decode_message(raw)
     sealed = message.payloads[-1] if message.payloads else None
     if not isinstance(sealed, EncryptedPayload):
         raise BadValue("message carries no SK payload")
