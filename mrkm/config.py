@@ -334,6 +334,8 @@ class GmConfig:
     listen: tuple[str, int] = ("0.0.0.0", 0)  # unicast socket; port 0 = any
     interface_address: str | None = None  # join rekey groups by this local address
     rekey_groups: tuple[tuple[str, int], ...] = (("239.192.0.1", 848),)
+    # Router sinks, as written under gm.sinks; mrkm.sinks.build_sinks checks them.
+    sinks: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         _need(bool(self.groups), "gm.groups", "at least one group")
@@ -501,6 +503,10 @@ def load_gcks_config(path: Path) -> GcksConfig:
     )
 
 
+# Fields of gm.sinks entries that name files or sockets.
+_SINK_PATHS = frozenset({"path", "vty_socket", "socket", "config", "include", "pid_file"})
+
+
 def load_gm_config(path: Path) -> GmConfig:
     """Read and check a GM configuration file (``gm:`` mapping)."""
     data = _read_yaml(path)
@@ -526,6 +532,7 @@ def load_gm_config(path: Path) -> GmConfig:
         "listen",
         "interface_address",
         "rekey_groups",
+        "sinks",
     }
     _known(gm, allowed, "gm")
     for key in ("identity", "gcks", "groups"):
@@ -546,6 +553,19 @@ def load_gm_config(path: Path) -> GmConfig:
         optional["rekey_groups"] = tuple(
             parse_endpoint(str(r), f"gm.rekey_groups[{i}]", default_port=IKE_PORT)
             for i, r in enumerate(raw)
+        )
+    if "sinks" in gm:
+        raw_sinks = gm["sinks"]
+        _need(isinstance(raw_sinks, list), "gm.sinks", "expected a list of sink mappings")
+        for i, entry in enumerate(raw_sinks):
+            _need(isinstance(entry, Mapping), f"gm.sinks[{i}]", "expected a mapping")
+        # Relative paths in a sink are relative to the configuration file.
+        optional["sinks"] = tuple(
+            {
+                k: (str(base / v) if k in _SINK_PATHS and isinstance(v, str) else v)
+                for k, v in entry.items()
+            }
+            for entry in raw_sinks
         )
     return GmConfig(
         identity=str(gm["identity"]),

@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 from mrkm.config import ConfigError, GmConfig
 from mrkm.crypto.certs import cert_public_key
 from mrkm.crypto.signatures import UnsupportedKeyType, public_key_der
+from mrkm.fileio import atomic_write
+from mrkm.keytable import KeyRow
 from mrkm.protocol.credentials import Identity, LocalCredentials, PeerTrust
 from mrkm.protocol.gm import GroupMember
 from mrkm.runtime.clock import Clock, wall_clock
@@ -32,10 +34,11 @@ from mrkm.runtime.control import ControlError, Handler
 from mrkm.runtime.daemon import Daemon
 from mrkm.runtime.eventlog import EventLog
 from mrkm.runtime.events import InternalError
+from mrkm.runtime.installer import Installer
 from mrkm.runtime.node import Core, Node
 from mrkm.runtime.pem import load_certificate, load_signing_key
-from mrkm.runtime.persistence import atomic_write
 from mrkm.runtime.transport import open_endpoint, rekey_receiver, unicast_socket
+from mrkm.sinks import Sink, build_sinks
 
 __all__ = ["GmProcess", "load_gm_credentials"]
 
@@ -97,6 +100,8 @@ class GmProcess(Daemon):
         self._core: GroupMember | None = None
         self._written: list[dict[str, Any]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sinks: list[Sink] = []
+        self.installer: Installer | None = None
 
     @property
     def core(self) -> GroupMember:
@@ -107,6 +112,7 @@ class GmProcess(Daemon):
     def build(self) -> Core:
         """Load credentials and create the GroupMember."""
         local, trust = load_gm_credentials(self.config)
+        self._sinks = build_sinks(self.config.sinks)
         self._core = GroupMember(self.config, local, trust, self.rng, self.clock())
         return self._core
 
@@ -123,6 +129,10 @@ class GmProcess(Daemon):
         for destination in self.config.rekey_groups:
             await self._join(destination)
         node.after_send.append(self._join_announced)
+        if self._sinks:
+            self.installer = Installer(self._sinks, self._table_rows, self.log, self.clock)
+            node.after_send.append(self.installer.after_step)
+            self.installer.start()
         if self.keytable is not None:
             node.after_send.append(self._write_keytable)
 
@@ -147,6 +157,14 @@ class GmProcess(Daemon):
                 task = asyncio.get_running_loop().create_task(self._join(destination))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    def _table_rows(self) -> list[KeyRow]:
+        return sorted(self.core.key_table.rows.values(), key=lambda r: (r.group, r.send_start))
+
+    def before_stop(self, now: float) -> None:
+        """Let a router call in progress finish before the process ends."""
+        if self.installer is not None:
+            self.installer.close()
 
     def _rows(self, with_key: bool) -> list[dict[str, Any]]:
         rows = sorted(self.core.key_table.rows.values(), key=lambda r: (r.group, r.send_start))
