@@ -20,7 +20,9 @@ __all__ = [
     "Attribute",
     "TrafficSelector",
     "pull_attributes",
+    "pull_protocol_zero_block",
     "push_attributes",
+    "push_protocol_zero_block",
 ]
 
 _AF_TV = 0x8000
@@ -92,6 +94,27 @@ def push_attributes(buf: Buffer, attributes: tuple[Attribute, ...]) -> None:
     """Encode attributes back to back."""
     for attribute in attributes:
         attribute.push(buf)
+
+
+def pull_protocol_zero_block(buf: Buffer, what: str) -> tuple[Attribute, ...]:
+    """Attributes of a ``Protocol=0 | RESERVED | Length | attributes`` substructure.
+
+    RFC 9838 uses that shape twice: the group-wide policy (§4.4.3) and the
+    member key bag (§4.5.3). The Protocol octet has already been read.
+    """
+    buf.pull_uint8(f"{what} RESERVED")
+    length = buf.pull_uint16(f"{what} length")
+    with buf.pull_block(length - 4, what) as body:
+        return pull_attributes(body)
+
+
+def push_protocol_zero_block(buf: Buffer, attributes: tuple[Attribute, ...]) -> None:
+    """Encode a ``Protocol=0 | RESERVED | Length | attributes`` substructure."""
+    with buf.push_block(2):
+        buf.push_uint8(0)
+        buf.push_uint8(0)
+        buf.push_uint16(0)
+        push_attributes(buf, attributes)
 
 
 _ADDR_LEN: dict[int, int] = {TsType.TS_IPV4_ADDR_RANGE: 4, TsType.TS_IPV6_ADDR_RANGE: 16}

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mrkm.errors import BadValue
-from mrkm.wire.attributes import Attribute, TrafficSelector, pull_attributes, push_attributes
+from mrkm.wire.attributes import (
+    Attribute,
+    TrafficSelector,
+    pull_attributes,
+    pull_protocol_zero_block,
+    push_attributes,
+    push_protocol_zero_block,
+)
 from mrkm.wire.buffer import Buffer
 from mrkm.wire.registry import GsaAttr, GwpAttr, PayloadType, ProtocolId
 from mrkm.wire.sa import Transform, pull_transform_list, push_transform_list
@@ -122,17 +129,10 @@ class GroupWidePolicy:
     @classmethod
     def pull(cls, buf: Buffer) -> GroupWidePolicy:
         """Decode the substructure after its Protocol octet."""
-        buf.pull_uint8("group-wide policy RESERVED")
-        length = buf.pull_uint16("group-wide policy length")
-        with buf.pull_block(length - 4, "group-wide policy") as body:
-            return cls(pull_attributes(body))
+        return cls(pull_protocol_zero_block(buf, "group-wide policy"))
 
     def push(self, buf: Buffer) -> None:
-        with buf.push_block(2):
-            buf.push_uint8(0)
-            buf.push_uint8(0)
-            buf.push_uint16(0)
-            push_attributes(buf, self.attributes)
+        push_protocol_zero_block(buf, self.attributes)
 
 
 @dataclass(frozen=True)

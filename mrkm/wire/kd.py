@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mrkm.errors import BadLength
-from mrkm.wire.attributes import Attribute, pull_attributes, push_attributes
+from mrkm.wire.attributes import (
+    Attribute,
+    pull_attributes,
+    pull_protocol_zero_block,
+    push_attributes,
+    push_protocol_zero_block,
+)
 from mrkm.wire.buffer import Buffer
 from mrkm.wire.registry import GroupKeyBagAttr, MemberKeyBagAttr, PayloadType
 
@@ -106,17 +112,10 @@ class MemberKeyBag:
 
     @classmethod
     def pull(cls, buf: Buffer) -> MemberKeyBag:
-        buf.pull_uint8("member key bag RESERVED")
-        length = buf.pull_uint16("member key bag length")
-        with buf.pull_block(length - 4, "member key bag") as body:
-            return cls(pull_attributes(body))
+        return cls(pull_protocol_zero_block(buf, "member key bag"))
 
     def push(self, buf: Buffer) -> None:
-        with buf.push_block(2):
-            buf.push_uint8(0)
-            buf.push_uint8(0)
-            buf.push_uint16(0)
-            push_attributes(buf, self.attributes)
+        push_protocol_zero_block(buf, self.attributes)
 
 
 @dataclass(frozen=True)
