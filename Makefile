@@ -40,8 +40,9 @@ run-scenario: $(STAMP)  ## the main job: run a scenario end to end (SCENARIO=nam
 bench-core: $(STAMP)  ## µs per encode/decode and crypto op, next to raw `cryptography` costs
 	$(PY) tools/bench_core.py
 
-bench: bench-core  ## all benchmarks: codec/crypto, GCKS registrations and rekeys, GM rekeys
+bench: bench-core  ## all benchmarks: codec/crypto, GCKS and GM cores, router sinks (root)
 	PYTHONPATH=. $(PY) tools/bench_gcks.py
+	PYTHONPATH=. $(PY) tools/bench_sinks.py
 
 clean: ## remove caches (keeps .venv and results/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -694,3 +694,19 @@ def test_parsers_raise_only_project_errors(data: bytes) -> None:
         # Anything but the project's errors (IndexError, struct.error, ...) fails the test.
         with contextlib.suppress(MrkmError):
             check()
+
+
+def test_ospfv3_bird_preparation_is_plain_hmac_over_k_and_protocol_id() -> None:
+    """BIRD 2.0.12 keys HMAC with K || 0x0001 unhashed (measured in test_sink_bird)."""
+    import hashlib
+    import hmac as std_hmac
+
+    from mrkm.crypto.routing import ospfv3_trailer_digest
+
+    key = bytes(range(32))  # L octets: K || 0x0001 is 34 > L, RFC 7166 would hash it
+    packet, header, src = b"\x03\x01" + bytes(30), bytes(16), bytes(15) + b"\x01"
+    apad = src + bytes.fromhex("878fe1f3") * 4
+    expected = std_hmac.new(key + b"\x00\x01", packet + header + apad, hashlib.sha256).digest()
+    ours = ospfv3_trailer_digest(1026, packet, header, key, src, key_preparation="bird")
+    assert ours == expected
+    assert ospfv3_trailer_digest(1026, packet, header, key, src) != expected  # RFC 7166 hashes

@@ -249,12 +249,16 @@ _OPTIONS_OFFSET = {_HELLO: OSPFV3_HEADER_LEN + 5, _DD: OSPFV3_HEADER_LEN + 1}
 #: How the key is extended with the Cryptographic Protocol ID:
 #: ``"rfc7166"``: Ks = K || 0x0001 (network byte order, as RFC 7166 and FRR >= 9.1 do);
 #: ``"frr8"``: Ks = K || 0x01 0x00, what FRR 8.x writes on a little-endian host (it
-#: copied the 16-bit ID in host byte order; fixed in FRR 9.1, PR #14146).
-Ospfv3KeyPreparation = Literal["rfc7166", "frr8"]
+#: copied the 16-bit ID in host byte order; fixed in FRR 9.1, PR #14146);
+#: ``"bird"``: Ks = K || 0x0001 given to HMAC as is, never hashed when longer
+#: than L, what BIRD 2.0.12 does (measured against its packets; like its
+#: OSPFv2, routers.md Addendum).
+Ospfv3KeyPreparation = Literal["rfc7166", "frr8", "bird"]
 
 _CRYPTO_PROTOCOL_ID_OCTETS: dict[str, bytes] = {
     "rfc7166": OSPFV3_CRYPTO_PROTOCOL_ID.to_bytes(2, "big"),
     "frr8": OSPFV3_CRYPTO_PROTOCOL_ID.to_bytes(2, "little"),
+    "bird": OSPFV3_CRYPTO_PROTOCOL_ID.to_bytes(2, "big"),
 }
 
 
@@ -305,7 +309,7 @@ def ospfv3_trailer_digest(
         cpid = _CRYPTO_PROTOCOL_ID_OCTETS[key_preparation]
     except KeyError:
         raise ValueError(f"unknown OSPFv3 key preparation {key_preparation!r}") from None
-    ko = prepare_hmac_key(alg, key + cpid, "rfc5709")
+    ko = prepare_hmac_key(alg, key + cpid, "plain" if key_preparation == "bird" else "rfc5709")
     apad_v3 = src_ipv6 + apad(alg.output_len - 16)
     return hmac_bytes(alg, ko, packet_and_lls + trailer_header + apad_v3)
 

@@ -63,7 +63,9 @@ _INTEG = {
     "hmac-sha-512": IntegId.ROUTING_HMAC_SHA512,
 }
 _PROTOCOL = {"ospfv2": ProtocolId.OSPFV2, "ospfv3": ProtocolId.OSPFV3_TRAILER}
-_KEY_ID_SPACE = {"ospfv2": 255, "ospfv3": 0xFFFF}  # RFC 2328 App. D: 8 bits; RFC 7166: 16
+# RFC 2328 App. D: OSPFv2 Key IDs are 8 bits. RFC 7166 SA IDs are 16 bits, but
+# BIRD 2.0.12 takes password ids 0-255 only, so OSPFv3 ids wrap at 255 as well.
+_KEY_ID_SPACE = {"ospfv2": 255, "ospfv3": 255}
 HALF_OPEN_LIFETIME = 30.0  # s an unfinished registration IKE SA is kept
 IKE_SA_LINGER = 10.0  # s an established registration SA is kept for retransmits
 # GSA_REGISTRATION notifies that mean "remove me from this group" (RFC 9838 §2.3.2).

@@ -53,7 +53,8 @@ class RouterInstall(Event):
 class _State:
     sink: Sink
     executor: ThreadPoolExecutor
-    installed: tuple[KeyRow, ...] | None = None
+    installed: tuple[KeyRow, ...] | None = None  # what the router confirmed last
+    scheduled: tuple[KeyRow, ...] | None = None  # what the last queued install carries
     epoch: str | None = None
     timer: asyncio.TimerHandle | None = None
 
@@ -86,10 +87,10 @@ class Installer:
             state.executor.shutdown(wait=True)
 
     def after_step(self, now: float) -> None:
-        """Node hook: install wherever the table changed."""
+        """Node hook: install wherever the table changed (once per change)."""
         rows = tuple(self._rows())
         for state in self._states:
-            if state.installed != tuple(state.sink.relevant(rows)):
+            if state.scheduled != tuple(state.sink.relevant(rows)):
                 self._schedule(state, rows, "keys changed")
 
     async def _watch_epochs(self) -> None:
@@ -99,11 +100,15 @@ class Installer:
                 epoch = await asyncio.get_running_loop().run_in_executor(
                     state.executor, state.sink.router_epoch
                 )
-                if state.epoch is not None and epoch is not None and epoch != state.epoch:
+                if state.epoch is None:
+                    continue  # nothing installed yet
+                if state.installed is None:  # the last install failed (daemon down?)
+                    self._schedule(state, tuple(self._rows()), "retry after a failed install")
+                elif epoch is not None and epoch != state.epoch:
                     self._schedule(state, tuple(self._rows()), "routing daemon restarted")
-                state.epoch = epoch if epoch is not None else state.epoch
 
     def _schedule(self, state: _State, rows: tuple[KeyRow, ...], reason: str) -> None:
+        state.scheduled = tuple(state.sink.relevant(rows))
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(state.executor, self._install, state, rows, reason)
         self._tasks.add(future)
@@ -128,6 +133,7 @@ class Installer:
         try:
             result = sink.install(usable, now)
         except SinkError as exc:
+            state.installed = state.scheduled = None  # the next step or watch round retries
             self._log.write(
                 RouterInstall(
                     self._clock(),
@@ -141,8 +147,8 @@ class Installer:
             )
             return
         state.installed = tuple(sink.relevant(rows))
-        if state.epoch is None:
-            state.epoch = sink.router_epoch()
+        # Adopted only by a successful install, so a failed re-apply is retried.
+        state.epoch = sink.router_epoch()
         self._log.write(
             RouterInstall(
                 self._clock(),
