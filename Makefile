@@ -26,13 +26,13 @@ test-fast: $(STAMP)  ## the quick subset while you work (no root, no slow tests)
 	$(PY) -m pytest -q -m "not root and not slow" $(PYTEST_ARGS)
 
 check: $(STAMP)  ## ruff (lint + format check) and mypy (strict on mrkm/)
-	$(VENV)/bin/ruff check mrkm tests tools testbed
-	$(VENV)/bin/ruff format --check mrkm tests tools testbed
+	$(VENV)/bin/ruff check mrkm tests tools testbed topologies
+	$(VENV)/bin/ruff format --check mrkm tests tools testbed topologies
 	$(VENV)/bin/mypy
 
 fmt: $(STAMP)  ## apply ruff's formatting and safe fixes
-	$(VENV)/bin/ruff check --fix mrkm tests tools testbed
-	$(VENV)/bin/ruff format mrkm tests tools testbed
+	$(VENV)/bin/ruff check --fix mrkm tests tools testbed topologies
+	$(VENV)/bin/ruff format mrkm tests tools testbed topologies
 
 run-scenario: $(STAMP)  ## the main job: run a scenario end to end (SCENARIO=name)
 	$(PY) -m testbed.loopback --scenario $(SCENARIO) $(if $(TOPO),--topo $(TOPO))

@@ -96,5 +96,6 @@ class Topology:
 
     def neighbors(self, name: str) -> list[str]:
         """Routers directly linked to ``name``."""
-        return [link.b if link.a == name else link.a for link in self.links
-                if name in (link.a, link.b)]
+        return [
+            link.b if link.a == name else link.a for link in self.links if name in (link.a, link.b)
+        ]
