@@ -1,0 +1,212 @@
+"""Scenario files: a question, a topology, MRKM groups, a timeline and assertions.
+
+A scenario is a YAML file in ``scenarios/`` (or any path)::
+
+    name: baseline
+    question: How long does a rekey take to reach every router, and does any
+      adjacency drop while keys roll?
+    topology: baseline          # a name topologies.registry knows, or a YAML path
+    seed: 1
+    groups:                     # GCKS groups (mrkm/config.py GroupConfig fields)
+      - {name: ospfv2-area0, protocol: ospfv2, algorithm: md5, atd: 3, dtd: 6}
+      - {name: ospfv3-area0, protocol: ospfv3, algorithm: hmac-sha-256, atd: 3, dtd: 6}
+    timeline:                   # seconds after every GM registered
+      - {at: 5, do: rekey, group: ospfv2-area0}
+      - {at: 15, do: rekey, group: ospfv3-area0}
+      - {at: 20, do: link-down, link: [r1, r2]}
+      - {at: 25, do: link-up, link: [r1, r2]}
+      - {at: 30, do: restart-gm, router: r3}
+    duration: 45                # seconds after registration until the run ends
+    assertions:                 # checked against summary.json; a miss fails the run
+      - {metric: adjacency_flaps, max: 0}
+      - {metric: key_convergence_max_s, max: 5}
+
+Actions: ``rekey`` (group), ``link-down`` / ``link-up`` (link), ``loss``
+(link, percent, direction optional), ``restart-gm`` / ``kill-gm`` (router),
+``restart-gcks``. Errors name the entry, e.g. ``timeline[2].do: 'reboot' is
+not one of ...``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ACTIONS", "Action", "Assertion", "Scenario", "ScenarioError", "load_scenario"]
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+# action -> required fields (beyond "at" and "do")
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "rekey": ("group",),
+    "link-down": ("link",),
+    "link-up": ("link",),
+    "loss": ("link", "percent"),
+    "restart-gm": ("router",),
+    "kill-gm": ("router",),
+    "restart-gcks": (),
+}
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the entry."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """One timeline step, ``at`` seconds after every GM registered."""
+
+    at: float
+    do: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """A short human description for progress lines."""
+        details = " ".join(f"{k}={v}" for k, v in self.args.items())
+        return f"{self.do} {details}".strip()
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """A bound on one summary metric."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+    def check(self, summary: dict[str, Any]) -> str | None:
+        """None if the summary satisfies it, else a message naming metric and miss."""
+        value = summary.get(self.metric)
+        if not isinstance(value, int | float):
+            return f"{self.metric}: no numeric value in the summary ({value!r})"
+        if self.max is not None and value > self.max:
+            return f"{self.metric} = {value} exceeds {self.max} by {value - self.max:.3g}"
+        if self.min is not None and value < self.min:
+            return f"{self.metric} = {value} is below {self.min} by {self.min - value:.3g}"
+        return None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A loaded, checked scenario."""
+
+    name: str
+    question: str
+    topology: str
+    seed: int
+    groups: tuple[dict[str, Any], ...]
+    timeline: tuple[Action, ...]
+    duration: float
+    assertions: tuple[Assertion, ...] = ()
+
+
+def _need(cond: bool, where: str, reason: str) -> None:
+    if not cond:
+        raise ScenarioError(f"{where}: {reason}")
+
+
+def _action(raw: Any, where: str) -> Action:
+    _need(isinstance(raw, dict), where, "expected a mapping with 'at' and 'do'")
+    _need(
+        "at" in raw and isinstance(raw["at"], int | float) and raw["at"] >= 0,
+        f"{where}.at",
+        "needs a number of seconds >= 0",
+    )
+    do = raw.get("do")
+    _need(do in ACTIONS, f"{where}.do", f"{do!r} is not one of {', '.join(ACTIONS)}")
+    args = {k: v for k, v in raw.items() if k not in ("at", "do")}
+    for name in ACTIONS[str(do)]:
+        _need(name in args, f"{where}.{name}", f"'{do}' needs it")
+    if "link" in args:
+        link = args["link"]
+        _need(
+            isinstance(link, list) and len(link) == 2,
+            f"{where}.link",
+            "expected two router names, e.g. [r1, r2]",
+        )
+    if "percent" in args:
+        percent = args["percent"]
+        _need(
+            isinstance(percent, int | float) and 0 <= percent <= 100,
+            f"{where}.percent",
+            "expected 0 to 100",
+        )
+    return Action(float(raw["at"]), str(do), args)
+
+
+def parse_scenario(data: Any, where: str) -> Scenario:
+    """Check a parsed YAML document."""
+    _need(isinstance(data, dict), where, "expected a mapping")
+    known = {"name", "question", "topology", "seed", "groups", "timeline", "duration", "assertions"}
+    extra = sorted(set(data) - known)
+    _need(not extra, where, f"unknown field(s) {', '.join(extra)}")
+    for key in ("name", "question", "topology"):
+        _need(
+            isinstance(data.get(key), str) and bool(data[key]),
+            f"{where}: {key}",
+            "missing or not text",
+        )
+    groups = data.get("groups") or []
+    _need(isinstance(groups, list) and bool(groups), f"{where}: groups", "at least one group")
+    for i, group in enumerate(groups):
+        _need(
+            isinstance(group, dict) and "name" in group,
+            f"{where}: groups[{i}]",
+            "expected a mapping with a name",
+        )
+    names = {g["name"] for g in groups}
+    timeline = tuple(
+        _action(a, f"{where}: timeline[{i}]") for i, a in enumerate(data.get("timeline") or [])
+    )
+    for i, action in enumerate(timeline):
+        if action.do == "rekey":
+            _need(
+                action.args["group"] in names,
+                f"{where}: timeline[{i}].group",
+                f"no group named {action.args['group']!r}",
+            )
+    duration = data.get("duration", 30)
+    _need(
+        isinstance(duration, int | float) and duration > 0,
+        f"{where}: duration",
+        "expected seconds > 0",
+    )
+    _need(
+        all(a.at <= duration for a in timeline), f"{where}: duration", "shorter than the timeline"
+    )
+    assertions = []
+    for i, raw in enumerate(data.get("assertions") or []):
+        _need(
+            isinstance(raw, dict) and "metric" in raw and ("max" in raw or "min" in raw),
+            f"{where}: assertions[{i}]",
+            "expected {metric, max and/or min}",
+        )
+        assertions.append(Assertion(str(raw["metric"]), raw.get("max"), raw.get("min")))
+    return Scenario(
+        str(data["name"]),
+        " ".join(str(data["question"]).split()),
+        str(data["topology"]),
+        int(data.get("seed", 1)),
+        tuple(groups),
+        tuple(sorted(timeline, key=lambda a: a.at)),
+        float(duration),
+        tuple(assertions),
+    )
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A scenario by name (``scenarios/<name>.yaml``) or by path."""
+    path = Path(name_or_path)
+    if not path.exists():
+        path = SCENARIO_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+        raise ScenarioError(f"unknown scenario {name_or_path!r}; known: {', '.join(known)}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    return parse_scenario(data, str(path))

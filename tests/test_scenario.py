@@ -1,0 +1,60 @@
+"""Scenario files: the shipped ones load; bad entries are named."""
+
+from __future__ import annotations
+
+import pytest
+
+from testbed.scenario import ScenarioError, load_scenario, parse_scenario
+
+GOOD = {
+    "name": "t",
+    "question": "q?",
+    "topology": "line5",
+    "groups": [{"name": "g"}],
+    "timeline": [{"at": 1, "do": "rekey", "group": "g"}],
+    "duration": 5,
+}
+
+
+def test_baseline_loads() -> None:
+    scenario = load_scenario("baseline")
+    assert scenario.topology == "baseline" and scenario.timeline[0].do == "rekey"
+    assert [a.metric for a in scenario.assertions] == [
+        "adjacency_flaps",
+        "rekeys_converged_fraction",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"timeline": [{"at": 1, "do": "reboot"}]}, r"timeline\[0\].do: 'reboot' is not one of"),
+        (
+            {"timeline": [{"at": 1, "do": "rekey", "group": "x"}]},
+            r"timeline\[0\].group: no group named 'x'",
+        ),
+        ({"timeline": [{"at": -1, "do": "rekey", "group": "g"}]}, r"timeline\[0\].at"),
+        ({"timeline": [{"at": 1, "do": "link-down", "link": ["r1"]}]}, r"timeline\[0\].link"),
+        (
+            {"timeline": [{"at": 1, "do": "loss", "link": ["r1", "r2"], "percent": 150}]},
+            r"timeline\[0\].percent",
+        ),
+        ({"duration": 0.5}, "shorter than the timeline"),
+        ({"colour": "red"}, "unknown field"),
+        ({"assertions": [{"metric": "x"}]}, r"assertions\[0\]"),
+    ],
+)
+def test_bad_entries_are_named(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        parse_scenario({**GOOD, **change}, "t.yaml")
+
+
+def test_unknown_scenario_lists_the_known_ones() -> None:
+    with pytest.raises(ScenarioError, match=r"unknown scenario 'nope'; known: .*baseline"):
+        load_scenario("nope")
+
+
+def test_assertion_messages_name_metric_and_miss() -> None:
+    scenario = parse_scenario({**GOOD, "assertions": [{"metric": "flaps", "max": 0}]}, "t")
+    assert scenario.assertions[0].check({"flaps": 2}) == "flaps = 2 exceeds 0 by 2"
+    assert scenario.assertions[0].check({"flaps": 0}) is None
