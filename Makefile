@@ -8,7 +8,7 @@ SCENARIO ?= baseline
 TOPO     ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-fast check fmt run-scenario bench-core bench clean
+.PHONY: help setup test test-fast check fmt run-scenario bench-core bench clean clean-net
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ bench-core: $(STAMP)  ## µs per encode/decode and crypto op, next to raw `crypt
 bench: bench-core  ## all benchmarks: codec/crypto, GCKS and GM cores, router sinks (root)
 	PYTHONPATH=. $(PY) tools/bench_gcks.py
 	PYTHONPATH=. $(PY) tools/bench_sinks.py
+
+clean-net: $(STAMP)  ## remove what crashed testbed runs left (namespaces, daemons by pid file; PREFIX=mk)
+	PYTHONPATH=. $(PY) -m testbed.cleanup $(if $(PREFIX),--prefix $(PREFIX))
 
 clean: ## remove caches (keeps .venv and results/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -10,26 +10,29 @@ joined on ``lo``. The run:
    waits until every GM has accepted each one;
 3. evicts ``--evict`` members and waits until the rest hold the key that
    follows while the evicted ones are excluded (forward access control);
-4. stops everything by PID and writes a run bundle under ``results/``:
-   ``manifest.json``, ``events.jsonl`` (all logs merged), ``metrics.csv``
-   (one row per rekey) and ``summary.json``, then prints a summary.
+4. stops everything by PID and writes a run bundle
+   ``results/loopback-<scenario>/<UTC time>-s<seed>/`` (:mod:`testbed.bundle`:
+   manifest, merged events, metrics, summary, logs, host and GCKS CPU
+   samples), plots it (:mod:`testbed.plots`) and prints its summary
+   (:mod:`testbed.summary`).
 
-Key convergence of a rekey = the last GM's ``rekey_accepted`` minus the
-GCKS's ``rekey_sent`` (ARCHITECTURE.md, "Measurements"; all nodes share the
-host clock).
+The processes work in a temporary folder (configurations, keys, sockets);
+only their logs are copied into the bundle. Key convergence of a rekey = the
+last GM's ``rekey_accepted`` minus the GCKS's ``rekey_sent``
+(ARCHITECTURE.md, "Measurements"; all nodes share the host clock); the
+metrics are :mod:`testbed.metrics`'s. There are no routers here, so there are
+no installs, captures or adjacencies.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
-import platform
 import random
+import shutil
 import socket
-import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,10 +41,13 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from mrkm import __version__
 from mrkm.runtime.control import request
 from mrkm.runtime.pem import private_key_pem, write_new_file
+from testbed.bundle import RunBundle
+from testbed.collectors import Collectors
+from testbed.plots import plot_run
 from testbed.processes import Procs, events_of, read_events, wait_until
+from testbed.summary import print_summary
 
 SCENARIOS = {
     "baseline": "registration of every GM, signed multicast rekeys, then an eviction",
@@ -147,12 +153,21 @@ def _control(path: Path, message: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def run_baseline(run: Run, procs: Procs, rekeys: int, evict: int, timeout: float) -> None:
-    """Steps 1 to 3 of the module docstring."""
+def run_baseline(
+    run: Run,
+    procs: Procs,
+    rekeys: int,
+    evict: int,
+    timeout: float,
+    collectors: Collectors | None = None,
+) -> None:
+    """Steps 1 to 3 of the module docstring; ``collectors`` sample the GCKS's CPU."""
     gcks_log = run.log("gcks")
-    procs.start(
+    gcks = procs.start(
         "gcks", "gcks", "--config", "gcks.yaml", "--log", "gcks.jsonl", "--control", "gcks.sock"
     )
+    if collectors is not None:
+        collectors.watch_process("gcks", gcks.pid)
     wait_until(
         lambda: events_of(read_events(gcks_log), "process_started") != [],
         timeout,
@@ -216,65 +231,6 @@ def run_baseline(run: Run, procs: Procs, rekeys: int, evict: int, timeout: float
         _progress(f"evicted {victim}; the remaining {len(stay)} GMs hold the next key")
 
 
-def collect(folder: Path, members: tuple[str, ...]) -> dict[str, Any]:
-    """Merge the logs, compute per-rekey key convergence, write the bundle files."""
-    logs = {"gcks": read_events(folder / "gcks.jsonl")}
-    logs |= {m: read_events(folder / f"{m}.jsonl") for m in members}
-    merged = sorted(
-        ({**e, "node": e.get("node", n)} for n, es in logs.items() for e in es),
-        key=lambda e: e["t"],
-    )
-    with (folder / "events.jsonl").open("w") as out:
-        out.writelines(json.dumps(e) + "\n" for e in merged)
-    rows = []
-    for sent in events_of(logs["gcks"], "rekey_sent"):
-        if sent["reason"] == "heartbeat":
-            continue
-        accepts = [
-            e["t"] - sent["t"]
-            for m in members
-            for e in events_of(logs[m], "rekey_accepted")
-            if (e["sa"], e["message_id"]) == (sent["sa"], sent["message_id"])
-        ]
-        rows.append(
-            {
-                "rekey_sa": sent["sa"][:8],
-                "message_id": sent["message_id"],
-                "reason": sent["reason"],
-                "key_ids": " ".join(map(str, sent["key_ids"])),
-                "octets": sent["octets"],
-                "wrapped_keys": sent.get("wrapped_keys", 0),
-                "members_accepted": len(accepts),
-                "convergence_max_ms": round(max(accepts) * 1000, 3) if accepts else "",
-                "convergence_median_ms": round(statistics.median(accepts) * 1000, 3)
-                if accepts
-                else "",
-            }
-        )
-    with (folder / "metrics.csv").open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["message_id"])
-        writer.writeheader()
-        writer.writerows(rows)
-    registered = events_of(logs["gcks"], "member_registered")
-    started = events_of(logs["gcks"], "process_started")
-    duplicates = sum(len(events_of(logs[m], "rekey_duplicate")) for m in members)
-    return {
-        "registration_convergence_s": round(max(e["t"] for e in registered) - started[0]["t"], 3)
-        if registered and started
-        else None,
-        "rekeys": rows,
-        "copies_dropped_as_duplicates": duplicates,
-        "excluded": sorted(
-            {
-                m
-                for m in members
-                for e in events_of(logs[m], "rekey_rejected")
-                if e["reason"].startswith("excluded")
-            }
-        ),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m testbed.loopback --help``."""
     parser = argparse.ArgumentParser(
@@ -293,7 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="s to wait for each step")
     parser.add_argument("--out", default="results", help="folder for run bundles")
-    parser.add_argument("--seed", type=int, default=None, help="seed for ports and groups")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed for the rekey group (default: random, recorded)",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="skip the plots of the bundle")
     args = parser.parse_args(argv)
     if args.scenario not in SCENARIOS:
         parser.error(
@@ -305,65 +267,48 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.members <= 200 or not 0 <= args.evict < args.members or args.rekeys < 0:
         parser.error("--members must be 1..200, --evict 0..members-1, --rekeys >= 0")
 
-    rand = random.Random(args.seed)
-    folder = Path(args.out) / time.strftime(f"loopback-{args.scenario}-%Y%m%d-%H%M%S")
-    folder.mkdir(parents=True)
+    seed = args.seed if args.seed is not None else random.randrange(1 << 31)
+    rand = random.Random(seed)
+    bundle = RunBundle.create(Path(args.out), f"loopback-{args.scenario}", seed, vars(args))
+    work = Path(tempfile.mkdtemp(prefix="mrkm-loopback-"))
     members = tuple(f"r{i + 1}.mrkm" for i in range(args.members))
     run = Run(
-        folder,
+        work,
         _free_udp_port(),
         f"239.255.{rand.randrange(1, 255)}.{rand.randrange(1, 255)}",
         _free_udp_port(),
         members,
     )
     write_configs(run, os.urandom(32), args.lifetime)
-    manifest = {
-        "mrkm": __version__,
-        "python": platform.python_version(),
-        "scenario": args.scenario,
-        "parameters": vars(args),
-        "seed": args.seed,
-        "load_avg_start": os.getloadavg(),
-        "started": time.time(),
-    }
     print(f"MRKM loopback run '{args.scenario}': {SCENARIOS[args.scenario]}")
-    print(f"  {args.members} GMs, {args.rekeys} rekeys, {args.evict} eviction(s); bundle {folder}")
-    procs = Procs(folder)
+    print(
+        f"  {args.members} GMs, {args.rekeys} rekeys, {args.evict} eviction(s), seed {seed}; "
+        f"bundle {bundle.folder}"
+    )
+    procs = Procs(work)
+    collectors = Collectors(bundle.folder)
     failure = None
     try:
-        run_baseline(run, procs, args.rekeys, args.evict, args.timeout)
+        collectors.start()
+        run_baseline(run, procs, args.rekeys, args.evict, args.timeout, collectors)
     except (TimeoutError, OSError, KeyError, ValueError) as exc:
         failure = f"{type(exc).__name__}: {exc}"
     finally:
-        codes = procs.stop_all()
-    manifest |= {
-        "load_avg_end": os.getloadavg(),
-        "exit_codes": codes,
-        "failure": failure,
-        "valid": os.getloadavg()[0] < (os.cpu_count() or 1) * 2,
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    summary = collect(folder, members)
-    summary["failure"] = failure
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-    print("\nrekey SA  msg  reason           key  GMs  convergence max / median (ms)")
-    for row in summary["rekeys"]:
-        print(
-            f"{row['rekey_sa']}  {row['message_id']:>3}  {row['reason']:<15} "
-            f"{row['key_ids'] or '-':>4} "
-            f"{row['members_accepted']:>4}  {row['convergence_max_ms']} / "
-            f"{row['convergence_median_ms']}"
-        )
-    print(
-        f"\nregistration convergence: {summary['registration_convergence_s']} s; "
-        f"copies dropped as duplicates: {summary['copies_dropped_as_duplicates']}; "
-        f"excluded by eviction: {', '.join(summary['excluded']) or 'none'}"
-    )
+        try:
+            codes = procs.stop_all()
+        finally:
+            collectors.stop()
+    logs = sorted([*work.glob("*.jsonl"), *work.glob("*.stderr")])
+    summary = bundle.finish(logs, exit_codes=codes, failure=failure)
+    shutil.rmtree(work, ignore_errors=True)
+    if not args.no_plots:
+        plot_run(bundle.folder)
+    print()
+    print_summary(summary)
     if failure:
-        print(f"run FAILED: {failure} (logs in {folder})", file=sys.stderr)
+        print(f"run FAILED: {failure} (logs in {bundle.folder / 'logs'})", file=sys.stderr)
         return 1
-    print(f"run OK; bundle in {folder}")
+    print(f"run OK; bundle in {bundle.folder}")
     return 0
 
 

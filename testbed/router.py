@@ -1,0 +1,604 @@
+"""An FRR 8.4.4 router as a testbed app: configuration from the topology, daemons, state queries.
+
+One :class:`FrrRouter` per topology router runs zebra, ospfd, ospf6d and pimd
+inside the router's Mininet host, the way ``reference/routers.md`` §1.1 does:
+a state directory of its own owned by user ``frr`` (under the run's runtime
+directory, where :mod:`testbed.cleanup` finds the pid files after a crash),
+``-d -f <conf> -i <pid> --vty_socket <dir> -P 0 -z <dir>/zserv.api --log
+file:<log>``. vtysh talks to the daemons over the unix sockets in that
+directory from the root namespace. Daemons are stopped by the PIDs in their
+pid files (SIGTERM, then SIGKILL), never by name.
+
+The configuration (written to ``<workdir>/<router>/*.conf``, then copied
+into the state directory):
+
+* **ospfd** — OSPFv2 area 0 on every router link (point-to-point) and LAN
+  (broadcast, DR election): hello 1 s,
+  dead 4 s, retransmit 1 s, and the fast SPF/LSA timers of §1.6.
+  ``ip ospf authentication message-digest`` with only a random **lock key**
+  (Key ID :data:`~mrkm.sinks.frr_commands.LOCK_KEY_ID`): ospfd 8.4 with an
+  empty key list falls back to AuType 0, so without the lock it would talk
+  to anyone. Nobody holds the lock, so no adjacency forms until MRKM's
+  ``frr`` sink installs a group key. ``lo``, the GM interface and the GCKS
+  LAN are passive.
+* **ospf6d** — OSPFv3 on the same links, with the RFC 7166 trailer from key
+  chain ``mrkm``, which holds only a random lock key at index
+  :data:`~mrkm.sinks.frr_commands.LOCK_CHAIN_INDEX` (without any valid key
+  ospf6d sends the AT-bit but no trailer).
+* **pimd** — PIM-SM with a static RP (``ip pim rp <rp loopback>
+  224.0.0.0/4``), ``ip pim`` on every link and on ``lo``; the GM interface
+  (an empty bridge) gets ``ip pim passive`` + ``ip igmp`` and the GCKS LAN
+  ``ip pim`` + ``ip igmp`` (``reference/pim-local-and-tshark.md`` §3).
+  PIM has no authentication in FRR 8.4, so neighbors form at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mrkm.sinks.frr_commands import LOCK_CHAIN_INDEX, LOCK_KEY_ID, MD5_KEY_OCTETS
+
+__all__ = [
+    "DAEMONS",
+    "AdjacencyWatch",
+    "FrrRouter",
+    "Port",
+    "RouterPlan",
+    "ospf6d_config",
+    "ospfd_config",
+    "pid_alive",
+    "pimd_config",
+    "poll",
+    "zebra_config",
+]
+
+DAEMON_DIR = Path("/usr/lib/frr")
+#: Start order; stopped in reverse (clients before zebra).
+DAEMONS = ("zebra", "ospfd", "ospf6d", "pimd")
+KEYCHAIN = "mrkm"
+FULL = "Full"
+
+
+# -- the plan of one router ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Port:
+    """One interface of a router.
+
+    ``kind`` is ``link`` (a point-to-point router link: OSPF and PIM),
+    ``lan`` (a LAN segment: OSPF broadcast with a DR, PIM), ``gm`` (the GM
+    bridge), ``gcks`` (the LAN of the GCKS's rekey sender) or ``mgmt`` (out
+    of band: no routing protocol at all).
+    """
+
+    name: str
+    kind: str
+    ip: str  # "10.100.1.1/24"
+    ip6: str = ""  # "fd00:100:1::1/64"
+    peer: str = ""  # the neighbor router (links)
+    peer_id: str = ""  # its router id
+    peer_ip: str = ""  # its IPv4 address on the link, without prefix length
+    cost: int = 10
+    #: LANs: (router, router id, IPv4 address) of every other member.
+    members: tuple[tuple[str, str, str], ...] = ()
+
+    def peers(self) -> list[tuple[str, str, str]]:
+        """(router, router id, IPv4 address) of every neighbor expected on this port."""
+        return (
+            list(self.members) if self.kind == "lan" else [(self.peer, self.peer_id, self.peer_ip)]
+        )
+
+
+@dataclass(frozen=True)
+class RouterPlan:
+    """Everything the configuration of one router is made from."""
+
+    name: str
+    router_id: str  # the IPv4 loopback
+    rp: str  # the PIM rendezvous point (a loopback address)
+    ports: tuple[Port, ...]
+    hello: int = 1  # s, OSPF hello interval
+    dead: int = 4  # s, OSPF dead interval
+
+    def of_kind(self, kind: str) -> list[Port]:
+        """The ports of one kind, in declaration order."""
+        return [p for p in self.ports if p.kind == kind]
+
+    @property
+    def links(self) -> list[Port]:
+        """Links and LANs: where OSPF runs with authentication and PIM has neighbors."""
+        return [p for p in self.ports if p.kind in ("link", "lan")]
+
+
+def _lines(*blocks: Sequence[str]) -> str:
+    return "\n".join(line for block in blocks for line in block) + "\n"
+
+
+def zebra_config(plan: RouterPlan) -> str:
+    """zebra.conf: the host name (addresses are set on the interfaces by the builder)."""
+    return _lines([f"hostname {plan.name}", "!"])
+
+
+def ospfd_config(plan: RouterPlan, lock: str) -> str:
+    """ospfd.conf: area 0 on every link, MD5 on with only the lock key; passive stubs."""
+    out = [f"hostname {plan.name}", "!"]
+    for port in plan.links:
+        out += [
+            f"interface {port.name}",
+            " ip ospf area 0.0.0.0",
+            *([" ip ospf network point-to-point"] if port.kind == "link" else []),
+            f" ip ospf hello-interval {plan.hello}",
+            f" ip ospf dead-interval {plan.dead}",
+            " ip ospf retransmit-interval 1",
+            f" ip ospf cost {port.cost}",
+            " ip ospf authentication message-digest",
+            f" ip ospf message-digest-key {LOCK_KEY_ID} md5 {lock}",
+            "exit",
+            "!",
+        ]
+    for port in [Port("lo", "lo", ""), *plan.of_kind("gm"), *plan.of_kind("gcks")]:
+        out += [f"interface {port.name}", " ip ospf area 0.0.0.0", " ip ospf passive", "exit", "!"]
+    out += [
+        "router ospf",
+        f" ospf router-id {plan.router_id}",
+        " timers throttle spf 0 50 1000",
+        " timers throttle lsa all 100",
+        " timers lsa min-arrival 50",
+        "exit",
+        "!",
+    ]
+    return _lines(out)
+
+
+def ospf6d_config(plan: RouterPlan, lock: str, keychain: str = KEYCHAIN) -> str:
+    """ospf6d.conf: OSPFv3 on every link, trailer from ``keychain`` holding only the lock."""
+    out = [
+        f"hostname {plan.name}",
+        "!",
+        f"key chain {keychain}",
+        f" key {LOCK_CHAIN_INDEX}",
+        f"  key-string {lock}",
+        "  cryptographic-algorithm hmac-sha-256",
+        " exit",
+        "exit",
+        "!",
+    ]
+    for port in plan.links:
+        out += [
+            f"interface {port.name}",
+            " ipv6 ospf6 area 0.0.0.0",
+            *([" ipv6 ospf6 network point-to-point"] if port.kind == "link" else []),
+            f" ipv6 ospf6 hello-interval {plan.hello}",
+            f" ipv6 ospf6 dead-interval {plan.dead}",
+            " ipv6 ospf6 retransmit-interval 1",
+            f" ipv6 ospf6 cost {port.cost}",
+            f" ipv6 ospf6 authentication keychain {keychain}",
+            "exit",
+            "!",
+        ]
+    out += [
+        "router ospf6",
+        f" ospf6 router-id {plan.router_id}",
+        " timers throttle spf 0 50 1000",
+        "exit",
+        "!",
+    ]
+    return _lines(out)
+
+
+def pimd_config(plan: RouterPlan) -> str:
+    """pimd.conf: static RP, PIM on links and lo, the GM bridge and GCKS LAN with IGMP."""
+    out = [f"hostname {plan.name}", "!", f"ip pim rp {plan.rp} 224.0.0.0/4", "!"]
+    for port in [Port("lo", "lo", ""), *plan.links]:
+        out += [f"interface {port.name}", " ip pim", "exit", "!"]
+    for port in plan.of_kind("gcks"):  # the rekey source's first-hop router
+        out += [f"interface {port.name}", " ip pim", " ip igmp", "exit", "!"]
+    for port in plan.of_kind("gm"):  # §3: `ip igmp` alone forwards nothing
+        out += [f"interface {port.name}", " ip pim passive", " ip igmp", "exit", "!"]
+    return _lines(out)
+
+
+# -- small process helpers ------------------------------------------------------------------
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def poll(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` s pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def _chown_frr(path: Path) -> None:
+    entry = pwd.getpwnam("frr")
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _rss_kib(pid: int) -> int:
+    """VmRSS of ``pid`` in KiB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _pss_kib(pid: int) -> int:
+    """Pss of ``pid`` in KiB from smaps_rollup (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """RSS and PSS of one process, KiB."""
+    return {"rss": _rss_kib(pid), "pss": _pss_kib(pid)}
+
+
+def _json_documents(text: str) -> list[Any]:
+    """Every JSON document in ``text`` (vtysh prints one per ``-c``)."""
+    decoder = json.JSONDecoder()
+    docs: list[Any] = []
+    index = 0
+    while True:
+        while index < len(text) and text[index].isspace():
+            index += 1
+        if index >= len(text):
+            return docs
+        try:
+            doc, index = decoder.raw_decode(text, index)
+        except json.JSONDecodeError:
+            return docs
+        docs.append(doc)
+
+
+# -- the router app ---------------------------------------------------------------------------
+
+
+@dataclass
+class FrrRouter:
+    """zebra + ospfd + ospf6d + pimd of one router.
+
+    ``state`` is the daemons' directory (pid files, vty sockets, logs; owned
+    by ``frr``), ``workdir`` where the configuration and, after :meth:`stop`,
+    the logs are kept. ``prefix`` runs a command inside the router's host
+    (``mnexec -da <pid>`` for a Mininet host).
+    """
+
+    plan: RouterPlan
+    state: Path
+    workdir: Path
+    prefix: Sequence[str]
+    daemons: tuple[str, ...] = DAEMONS
+    keychain: str = KEYCHAIN
+    started: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def configs(self) -> dict[str, str]:
+        """The configuration text of every daemon, with fresh random lock keys."""
+        makers: dict[str, Callable[[], str]] = {
+            "zebra": lambda: zebra_config(self.plan),
+            "ospfd": lambda: ospfd_config(self.plan, secrets.token_urlsafe(MD5_KEY_OCTETS)),
+            "ospf6d": lambda: ospf6d_config(self.plan, secrets.token_hex(32), self.keychain),
+            "pimd": lambda: pimd_config(self.plan),
+        }
+        return {daemon: makers[daemon]() for daemon in self.daemons}
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Write the configuration and start every daemon, each polled until it answers."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.state.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state, 0o755)
+        _chown_frr(self.state)
+        for daemon, text in self.configs().items():
+            (self.workdir / f"{daemon}.conf").write_text(text)
+            path = self.state / f"{daemon}.conf"
+            path.write_text(text)
+            _chown_frr(path)
+        for daemon in self.daemons:
+            self._start_daemon(daemon, timeout)
+
+    def _start_daemon(self, daemon: str, timeout: float) -> None:
+        state = self.state
+        cmd = [
+            *self.prefix,
+            str(DAEMON_DIR / daemon),
+            "-d",
+            "-f",
+            str(state / f"{daemon}.conf"),
+            "-i",
+            str(state / f"{daemon}.pid"),
+            "--vty_socket",
+            str(state),
+            "-P",
+            "0",
+            "-z",
+            str(state / "zserv.api"),
+            "--log",
+            f"file:{state / daemon}.log",
+        ]
+        self.started.append(daemon)  # before it runs: stop() must look for its pid file
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{self.name}: {daemon} did not start: {result.stderr.strip()}")
+        if not poll(lambda: self.pid(daemon) is not None and self._vty(daemon).exists(), timeout):
+            raise TimeoutError(
+                f"{self.name}: {daemon} wrote no pid file and vty socket in {timeout} s "
+                f"(log: {state / daemon}.log)"
+            )
+
+    def _vty(self, daemon: str) -> Path:
+        return self.state / f"{daemon}.vty"
+
+    def pid(self, daemon: str) -> int | None:
+        """The daemon's PID from its pid file, if that process is alive and is ``daemon``
+        (a stale pid file may name a recycled PID: never signal that)."""
+        try:
+            pid = int((self.state / f"{daemon}.pid").read_text().split()[0])
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if comm == daemon and pid_alive(pid) else None
+
+    def pids(self) -> dict[str, int]:
+        """{daemon: PID} of the daemons that run."""
+        return {d: pid for d in self.daemons if (pid := self.pid(d)) is not None}
+
+    def stop_daemon(self, daemon: str, timeout: float = 5.0) -> None:
+        """SIGTERM by PID, SIGKILL after ``timeout``; return once it is gone."""
+        pid = self.pid(daemon)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not poll(lambda: not pid_alive(pid), timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            poll(lambda: not pid_alive(pid), 5)
+
+    def stop(self) -> None:
+        """Stop the daemons by PID (newest first); keep their logs in the workdir."""
+        try:
+            for daemon in reversed(self.started):
+                self.stop_daemon(daemon)
+        finally:
+            self.started.clear()
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            for path in self.state.glob("*.log"):
+                with contextlib.suppress(OSError):
+                    shutil.copyfile(path, self.workdir / path.name)
+            shutil.rmtree(self.state, ignore_errors=True)
+
+    def memory(self) -> dict[str, dict[str, int]]:
+        """{daemon: {"rss": KiB, "pss": KiB}} of the running daemons."""
+        return {daemon: memory_kib(pid) for daemon, pid in self.pids().items()}
+
+    # -- vtysh ----------------------------------------------------------------------------
+
+    def vtysh(self, *commands: str, daemon: str | None = None, check: bool = True) -> str:
+        """``vtysh --vty_socket <state> [-d daemon] -c ...``; its output."""
+        args = ["vtysh", "--vty_socket", str(self.state)]
+        if daemon is not None:
+            args += ["-d", daemon]
+        for command in commands:
+            args += ["-c", command]
+        result = subprocess.run(
+            args, capture_output=True, text=True, check=False, timeout=20, stdin=subprocess.DEVNULL
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"{self.name}: vtysh {commands!r} exited {result.returncode}: "
+                f"{(result.stdout + result.stderr).strip()}"
+            )
+        return result.stdout
+
+    def _json(self, command: str, daemon: str) -> Any:
+        """One ``show ... json`` of one daemon; None when it did not answer."""
+        try:
+            out = self.vtysh(command, daemon=daemon, check=False)
+        except subprocess.TimeoutExpired:
+            return None
+        docs = _json_documents(out)
+        return docs[0] if docs else None
+
+    def ospf_neighbors(self) -> dict[tuple[str, str], str] | None:
+        """``show ip ospf neighbor json``: {(interface, neighbor router id): state}.
+
+        States are shortened to the adjacency ("Full/DR" -> "Full"); None when
+        ospfd did not answer.
+        """
+        doc = self._json("show ip ospf neighbor json", "ospfd")
+        if not isinstance(doc, dict):
+            return None
+        states: dict[tuple[str, str], str] = {}
+        for rid, entries in (doc.get("neighbors") or {}).items():
+            for entry in entries if isinstance(entries, list) else [entries]:
+                ifname = str(entry.get("ifaceName", "")).split(":", 1)[0]
+                state = str(entry.get("nbrState") or entry.get("state") or "")
+                states[(ifname, rid)] = state.split("/", 1)[0]
+        return states
+
+    def ospf6_neighbors(self) -> dict[tuple[str, str], str] | None:
+        """``show ipv6 ospf6 neighbor json``: {(interface, neighbor router id): state}."""
+        doc = self._json("show ipv6 ospf6 neighbor json", "ospf6d")
+        if not isinstance(doc, dict):
+            return None
+        return {
+            (str(e.get("interfaceName")), str(e.get("neighborId"))): str(e.get("state", "")).split(
+                "/", 1
+            )[0]
+            for e in doc.get("neighbors") or []
+        }
+
+    def pim_neighbors(self) -> dict[str, set[str]] | None:
+        """``show ip pim neighbor json``: {interface: {neighbor address, ...}}."""
+        doc = self._json("show ip pim neighbor json", "pimd")
+        if not isinstance(doc, dict):
+            return None
+        return {
+            ifname: set(neighbors)
+            for ifname, neighbors in doc.items()
+            if isinstance(neighbors, dict)
+        }
+
+    def mroute(self, source: str, group: str) -> tuple[str, set[str]] | None:
+        """pimd's ``(source, group)`` entry: (incoming interface, outgoing interfaces)."""
+        doc = self._json("show ip mroute json", "pimd")
+        entry = doc.get(group, {}).get(source) if isinstance(doc, dict) else None
+        if not isinstance(entry, dict):
+            return None
+        return str(entry.get("iif", "")), set(entry.get("oil") or {})
+
+    # -- readiness ------------------------------------------------------------------------
+
+    def adjacencies(self) -> list[tuple[Port, str, str, str]]:
+        """(port, neighbor, its router id, its address) of every expected adjacency."""
+        return [(port, *peer) for port in self.plan.links for peer in port.peers()]
+
+    @staticmethod
+    def adjacency_ok(port: Port, state: str) -> bool:
+        """Full; on a LAN of four or more routers two DROthers stay in 2-Way (RFC 2328 §10.4)."""
+        return state == FULL or (port.kind == "lan" and len(port.members) >= 3 and state == "2-Way")
+
+    def missing_ospf(self) -> list[str]:
+        """Every adjacency that is not Full in OSPFv2 or OSPFv3, in words ([] = all Full)."""
+        missing = []
+        for proto, states in (
+            ("OSPFv2", self.ospf_neighbors()),
+            ("OSPFv3", self.ospf6_neighbors()),
+        ):
+            for port, peer, peer_id, _ in self.adjacencies():
+                if states is None:
+                    state = "no answer from the daemon"
+                else:
+                    state = states.get((port.name, peer_id), "no neighbor")
+                if not self.adjacency_ok(port, state):
+                    missing.append(
+                        f"{self.name} {port.name} -> {peer} ({peer_id}): {proto} {state}"
+                    )
+        return missing
+
+    def missing_pim(self) -> list[str]:
+        """Every link or LAN neighbor without a PIM adjacency, in words ([] = all up)."""
+        neighbors = self.pim_neighbors()
+        if neighbors is None:
+            return [f"{self.name}: pimd did not answer"]
+        return [
+            f"{self.name} {port.name} -> {peer} ({address}): no PIM neighbor"
+            for port, peer, _, address in self.adjacencies()
+            if address not in neighbors.get(port.name, set())
+        ]
+
+
+# -- adjacency watching -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flap:
+    """A poll in which an adjacency that was Full was not: when, where, what state."""
+
+    t: float
+    router: str
+    interface: str
+    peer: str
+    protocol: str  # "OSPFv2" | "OSPFv3"
+    state: str
+
+
+@dataclass
+class AdjacencyWatch:
+    """Poll every router's OSPF neighbors every ``period`` s (one thread per router).
+
+    Every adjacency counts from the first poll in which it is Full; any later
+    poll that shows it otherwise is a :class:`Flap` (ARCHITECTURE.md
+    "adjacency flaps"). A poll the daemon did not answer is skipped.
+    """
+
+    routers: Sequence[FrrRouter]
+    period: float = 0.2
+    flaps: list[Flap] = field(default_factory=list)
+    polls: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> AdjacencyWatch:
+        for router in self.routers:
+            thread = threading.Thread(target=self._run, args=(router,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _run(self, router: FrrRouter) -> None:
+        seen_full: set[tuple[str, str, str]] = set()
+        while not self._stop.is_set():
+            for proto, states in (
+                ("OSPFv2", router.ospf_neighbors()),
+                ("OSPFv3", router.ospf6_neighbors()),
+            ):
+                if states is None:
+                    continue
+                now = time.time()
+                for port, peer, peer_id, _ in router.adjacencies():
+                    state = states.get((port.name, peer_id), "absent")
+                    key = (proto, port.name, peer_id)
+                    if router.adjacency_ok(port, state):
+                        seen_full.add(key)
+                    elif key in seen_full:
+                        with self._lock:
+                            self.flaps.append(Flap(now, router.name, port.name, peer, proto, state))
+            with self._lock:
+                self.polls += 1
+            self._stop.wait(self.period)
+
+    def stop(self) -> list[Flap]:
+        """Stop polling; the flaps seen."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)
+        with self._lock:
+            return list(self.flaps)
+
+    def __enter__(self) -> AdjacencyWatch:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
