@@ -14,7 +14,7 @@ A GCKS file::
       certificate: gcks.pem          # optional: authenticate with this certificate...
       ca: ca.pem                     # ...and accept member certificates from this CA
       rekey_interface: lo            # IP_MULTICAST_IF for GSA_REKEY (interface name)
-      rekey_source: 127.0.0.1        # or: IP_MULTICAST_IF by local address
+      rekey_source: 127.0.0.1        # source address of rekeys (routable for PIM RPF)
       multicast_ttl: 16              # IP_MULTICAST_TTL of GSA_REKEY
     groups:
       - name: ospfv2-area0           # the IDg (ID_KEY_ID) members register for
@@ -254,7 +254,7 @@ class GcksConfig:
     certificate: Path | None = None  # PEM; the GCKS then authenticates by signature
     ca: Path | None = None  # PEM; members may then authenticate with certificates
     rekey_interface: str | None = None  # IP_MULTICAST_IF by interface name
-    rekey_source: str | None = None  # IP_MULTICAST_IF by local IPv4 address
+    rekey_source: str | None = None  # IPv4 source of GSA_REKEY (own socket bound to it)
     multicast_ttl: int = 16  # hops, IP_MULTICAST_TTL of GSA_REKEY
     multicast_loop: bool = True  # IP_MULTICAST_LOOP: members on this host hear rekeys
 
@@ -291,11 +291,6 @@ class GcksConfig:
             self.state is None or self.signing_key is not None,
             "gcks.signing_key",
             "needed with gcks.state: a restarted GCKS must sign rekeys with the same key",
-        )
-        _need(
-            self.rekey_interface is None or self.rekey_source is None,
-            "gcks.rekey_source",
-            "give rekey_interface or rekey_source, not both",
         )
         if self.rekey_source is not None:
             _ipv4(self.rekey_source, "gcks.rekey_source")

@@ -119,8 +119,10 @@ class GcksNode(_Node):
         members: Sequence[str],
         psk: str,
         multicast_ttl: int = 64,
+        rekey_source: str | None = None,
     ) -> None:
         self.name = "gcks"
+        self.rekey_source = rekey_source
         self.workdir, self.prefix = workdir, prefix
         self.listen, self.rekey_interface = listen, rekey_interface
         self.groups = [dict(g) for g in groups]
@@ -141,6 +143,7 @@ class GcksNode(_Node):
                 "identity": "gcks.mrkm",
                 "listen": f"{self.listen}:{IKE_PORT}",
                 "rekey_interface": self.rekey_interface,
+                **({"rekey_source": self.rekey_source} if self.rekey_source else {}),
                 "multicast_ttl": self.multicast_ttl,
                 "signing_key": str(key),
                 "state": str(self.workdir / "gcks-state.json"),

@@ -515,18 +515,17 @@ class Network:
         in every group. Returns the registration time in seconds."""
         groups = [dict(g) for g in (groups if groups is not None else default_groups())]
         members = [member_id(name) for name in self.plans]
-        # The GCKS sends GSA_REKEY from its registration socket, whose bound address
-        # becomes the source: bound to the management address, the rekeys would come
-        # from an address PIM has no RPF route to. Bound to 0.0.0.0 they leave rekey0
-        # from 10.252.0.2, and registrations still reach 10.250.255.254.
+        # Registration on the management network; GSA_REKEY leaves rekey0 from
+        # the GCKS LAN address, a source PIM has an RPF route to (rekey_source).
         self.gcks = GcksNode(
             self.workdir,
             self.exec_prefix("gcks"),
-            "0.0.0.0",
+            GCKS_MGMT_ADDRESS,
             GCKS_IF,
             groups,
             members,
             self.psk,
+            rekey_source=f"{GCKS_LAN}.2",
         )
         self._stack.callback(self.gcks.stop)
         t0 = time.monotonic()

@@ -21,6 +21,7 @@ against the AUTH_KEY they got at registration (RFC 9838 §4.5.3). Without
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -42,7 +43,7 @@ from mrkm.runtime.events import StateRestored
 from mrkm.runtime.node import Core, FatalError, Node
 from mrkm.runtime.pem import load_certificate, load_signing_key
 from mrkm.runtime.persistence import StateError, StateFile
-from mrkm.runtime.transport import configure_rekey_sender, open_endpoint, unicast_socket
+from mrkm.runtime.transport import Addr, configure_rekey_sender, open_endpoint, unicast_socket
 
 __all__ = ["GcksProcess", "load_gcks_credentials"]
 
@@ -123,24 +124,45 @@ class GcksProcess(Daemon):
         return core
 
     async def open_sockets(self, node: Node) -> None:
-        """The registration socket, which also sends the multicast rekeys."""
+        """The registration socket, and the socket the multicast rekeys leave from.
+
+        With ``rekey_source`` set, rekeys leave from a socket bound to that
+        address, so their source is routable where PIM must forward them
+        (the RPF check needs it), while registration stays on ``listen``
+        (e.g. an out-of-band management network). Otherwise the
+        registration socket sends them too.
+        """
         sock = unicast_socket(self.config.listen)
+        address, port = sock.getsockname()[:2]
+        self.listen = f"{address}:{port}"
+        endpoint = await open_endpoint(sock, node.datagram_received, node.socket_error)
+        self.endpoints.append(endpoint)
+        rekey_endpoint = endpoint
+        rekey_sock = sock
+        if self.config.rekey_source is not None:
+            rekey_sock = unicast_socket((self.config.rekey_source, 0))
         try:
             configure_rekey_sender(
-                sock,
+                rekey_sock,
                 self.config.rekey_interface,
                 self.config.rekey_source,
                 self.config.multicast_ttl,
                 self.config.multicast_loop,
             )
         except Exception:
-            sock.close()
+            rekey_sock.close()
             raise
-        address, port = sock.getsockname()[:2]
-        self.listen = f"{address}:{port}"
-        endpoint = await open_endpoint(sock, node.datagram_received, node.socket_error)
-        self.endpoints.append(endpoint)
-        node.send = endpoint.send
+        if rekey_sock is not sock:
+            rekey_endpoint = await open_endpoint(
+                rekey_sock, node.datagram_received, node.socket_error
+            )
+            self.endpoints.append(rekey_endpoint)
+
+        def send(data: bytes, addr: Addr) -> None:
+            multicast = ipaddress.ip_address(addr[0]).is_multicast
+            (rekey_endpoint if multicast else endpoint).send(data, addr)
+
+        node.send = send
         node.before_send.append(self._persist)
 
     def after_start(self, now: float) -> None:
