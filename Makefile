@@ -8,7 +8,7 @@ SCENARIO ?= baseline
 TOPO     ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-fast check fmt run-scenario bench-core bench clean clean-net
+.PHONY: help setup test test-fast check fmt run-scenario run-loopback bench-core bench clean clean-net
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,8 +34,11 @@ fmt: $(STAMP)  ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix mrkm tests tools testbed topologies
 	$(VENV)/bin/ruff format mrkm tests tools testbed topologies
 
-run-scenario: $(STAMP)  ## the main job: run a scenario end to end (SCENARIO=name)
-	$(PY) -m testbed.loopback --scenario $(SCENARIO) $(if $(TOPO),--topo $(TOPO))
+run-scenario: $(STAMP)  ## the main job (root): a scenario on a Mininet network (SCENARIO=, TOPO=)
+	PYTHONPATH=. $(PY) -m testbed.run --scenario $(SCENARIO) $(if $(TOPO),--topo $(TOPO))
+
+run-loopback: $(STAMP)  ## a GCKS and GMs as processes on 127.0.0.1, no routers (no root)
+	PYTHONPATH=. $(PY) -m testbed.loopback
 
 bench-core: $(STAMP)  ## µs per encode/decode and crypto op, next to raw `cryptography` costs
 	$(PY) tools/bench_core.py

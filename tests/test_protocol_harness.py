@@ -349,3 +349,19 @@ def h_signer():  # type: ignore[no-untyped-def]
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     return ed25519.Ed25519PrivateKey.from_private_bytes(bytes(32))
+
+
+def test_late_registrant_sends_an_active_key_at_once() -> None:
+    h = Harness(2)
+    h.run_until(T0 + 50)  # the rekey at T0 + 45 has been active since T0 + 47 (ATD 2 s)
+    gm = h.add_gm(1, {})  # same identity registers again, like a restarted GM
+    h.run_until(T0 + 52)
+    key = newest_key(h)
+    row = gm.key_table.rows[("ospfv2", key)]
+    assert row.send_start == row.accept_start  # no second ATD for an active key
+    early = Harness(2)
+    early.run_until(T0 + 45.5)  # registering inside the ATD of a fresh key
+    late = early.add_gm(1, {})
+    early.run_until(T0 + 46)
+    row = late.key_table.rows[("ospfv2", newest_key(early))]
+    assert row.send_start - row.accept_start == pytest.approx(2, abs=1)

@@ -20,6 +20,7 @@ Message ID or a live key id, and members need not re-register.
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -172,7 +173,7 @@ class KeyServer:
         policy = GroupPolicy("0.0.0.0")
         return RekeySa.keymat_len(policy.rekey_suite, policy.kwa)
 
-    def _policy(self, group: _Group) -> GroupPolicy:
+    def _policy(self, group: _Group, atd: int | None = None) -> GroupPolicy:
         cfg = group.config
         return GroupPolicy(
             gcks_address=self.config.listen[0],
@@ -184,7 +185,7 @@ class KeyServer:
                     _PROTOCOL[cfg.protocol], _INTEG[cfg.algorithm], max(1, int(cfg.lifetime))
                 ),
             ),
-            atd=cfg.atd,
+            atd=cfg.atd if atd is None else atd,
             dtd=cfg.dtd,
         )
 
@@ -414,7 +415,12 @@ class KeyServer:
         """GSA and KD for ``member``: policy, current keys, its key-tree path, AUTH_KEY."""
         sa = session.responder.sa
         assert sa is not None
-        policy = self._policy(group)
+        # A member that registers late must not wait a whole ATD before sending
+        # with a key the others already send with: GWP_ATD in a registration is
+        # what is left of the newest key's activation delay (RFC 9838 §4.4.3).
+        newest = group.teks[-1]
+        left = max(0, math.ceil(newest.created + group.config.atd - now))
+        policy = self._policy(group, atd=left)
         keys = self._keys(group, group.live_teks(now), now)
         gsa = make_gsa(policy, keys, registration=True)
         kwa = sa.suite.kwa or policy.kwa

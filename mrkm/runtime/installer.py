@@ -90,7 +90,12 @@ class Installer:
         """Node hook: install wherever the table changed (once per change)."""
         rows = tuple(self._rows())
         for state in self._states:
-            if state.scheduled != tuple(state.sink.relevant(rows)):
+            relevant = tuple(state.sink.relevant(rows))
+            if not relevant and state.scheduled is None:
+                # A GM that just started holds no keys yet; the router may still
+                # hold its predecessor's. Wait for registration, do not wipe them.
+                continue
+            if state.scheduled != relevant:
                 self._schedule(state, rows, "keys changed")
 
     async def _watch_epochs(self) -> None:

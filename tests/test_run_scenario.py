@@ -1,0 +1,45 @@
+"""The scenario runner on a real Mininet network (root): the smoke scenario end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from testbed.run import run_scenario
+from testbed.scenario import load_scenario
+from topologies.registry import get_topology
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_smoke_scenario_converges_without_flaps_and_leaves_nothing(tmp_path: Path) -> None:
+    scenario = load_scenario("smoke")
+    prefix = f"mks{os.getpid() % 10000}"
+    code, summary, folder = run_scenario(
+        scenario, get_topology(scenario.topology), tmp_path, prefix, plots=True
+    )
+    assert summary["failure"] is None, summary["failure"]
+    assert code == 0
+    # Every rekey reached every GM and was installed on every router.
+    assert summary["rekey_count"] == 2 and summary["incomplete_rekeys"] == []
+    assert summary["rekeys_converged_fraction"] == 1
+    rows = summary["rekeys"]
+    assert all(
+        r["members_accepted"] == r["members_installed"] == r["members_expected"] == 5 for r in rows
+    ), rows
+    assert summary["adjacency_flaps"] == 0
+    # The faults of the timeline are in the bundle, with their spans.
+    events = [json.loads(line) for line in (folder / "events.jsonl").open()]
+    faults = {e["kind"] for e in events if e["event"] == "fault"}
+    assert faults == {"loss", "gm_restart"}
+    assert (folder / "plots" / "key-convergence.png").stat().st_size > 10_000
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert "frr" in json.dumps(manifest["versions"]).lower()
+    # Nothing of the run is left behind.
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert prefix not in listed
+    assert not Path(f"/run/mrkm-testbed/{prefix}").exists()
