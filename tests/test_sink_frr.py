@@ -878,9 +878,9 @@ def test_router_whose_gm_is_not_authorized_never_reaches_full(tmp_path: Path) ->
     # r3 still authenticates every packet, with keys nobody else has: its locks.
     locked = _locked_packets(tmp_path / "r3.pcap", r3_id)
     assert locked["v2"] > 10 and locked["v3"] > 10 and locked["other"] == [], locked
-    # Its GM never held a key: its sink only ever installed the lock (fail closed).
-    r3_frr = [e for e in r3_installs if e["sink"] == "r3-frr"]
-    assert r3_frr and all(e["key_ids"] == [] and "send=lock" in e["detail"] for e in r3_frr)
+    # Its GM never held a key, so it never touched the router, which keeps
+    # the lock keys of its initial configuration (fail closed).
+    assert [e for e in r3_installs if e["sink"] == "r3-frr"] == []
     assert len([s for s in samples if s.router == "r3"]) > 50
 
 
