@@ -16,7 +16,6 @@ KeyStopGenerate < KeyStopAccept, which makes rollover hitless.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -145,6 +144,9 @@ class KeyTable:
         """Every key accepted now for ``protocol``."""
         return [r for r in self.rows.values() if r.protocol == protocol and r.accepting(now)]
 
-    def replace_all(self, rows: Iterable[KeyRow]) -> None:
-        """Forget every row and hold exactly ``rows`` (a fresh registration)."""
-        self.rows = {(r.protocol, r.key_id): r for r in rows}
+    def drop_group(self, group: str) -> list[KeyRow]:
+        """Forget every row of ``group`` (a new registration or a leave); return them."""
+        gone = [row for row in self.rows.values() if row.group == group]
+        for row in gone:
+            del self.rows[(row.protocol, row.key_id)]
+        return gone

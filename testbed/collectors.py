@@ -48,6 +48,7 @@ from typing import Any, Protocol, TextIO
 
 from mrkm.crypto.routing import ospfv2_verify, ospfv3_verify
 from mrkm.errors import MrkmError
+from testbed.router import json_documents
 
 __all__ = [
     "OSPF_FILTER",
@@ -227,22 +228,6 @@ class NeighborSampler(_Periodic):
         ]
 
 
-def _json_documents(text: str) -> Iterator[Any]:
-    """The JSON documents of one vtysh call with several ``-c ... json`` commands."""
-    decoder = json.JSONDecoder()
-    index = 0
-    while True:
-        while index < len(text) and text[index].isspace():
-            index += 1
-        if index >= len(text):
-            return
-        try:
-            doc, index = decoder.raw_decode(text, index)
-        except json.JSONDecodeError:
-            return
-        yield doc
-
-
 def frr_neighbor_states(text: str) -> dict[str, dict[str, str] | None]:
     """FRR's ``show ip ospf neighbor json`` + ``show ipv6 ospf6 neighbor json`` output
     (one vtysh call, two JSON documents) as ``{"ospfv2": ..., "ospfv3": ...}``.
@@ -253,7 +238,7 @@ def frr_neighbor_states(text: str) -> dict[str, dict[str, str] | None]:
     -c "show ipv6 ospf6 neighbor json"``.
     """
     out: dict[str, dict[str, str] | None] = {"ospfv2": None, "ospfv3": None}
-    for doc in _json_documents(text):
+    for doc in json_documents(text):
         if not isinstance(doc, dict):
             continue
         neighbors = doc.get("neighbors")

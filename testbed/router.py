@@ -266,8 +266,8 @@ def memory_kib(pid: int) -> dict[str, int]:
     return {"rss": _rss_kib(pid), "pss": _pss_kib(pid)}
 
 
-def _json_documents(text: str) -> list[Any]:
-    """Every JSON document in ``text`` (vtysh prints one per ``-c``)."""
+def json_documents(text: str) -> list[Any]:
+    """Every JSON document in ``text`` (vtysh prints one per ``-c ... json``)."""
     decoder = json.JSONDecoder()
     docs: list[Any] = []
     index = 0
@@ -436,7 +436,7 @@ class FrrRouter:
             out = self.vtysh(command, daemon=daemon, check=False)
         except subprocess.TimeoutExpired:
             return None
-        docs = _json_documents(out)
+        docs = json_documents(out)
         return docs[0] if docs else None
 
     def ospf_neighbors(self) -> dict[tuple[str, str], str] | None:

@@ -30,7 +30,6 @@ and reports every adjacency that left Full.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pwd
 import secrets
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from mrkm.sinks.frr_commands import LOCK_CHAIN_INDEX, LOCK_KEY_ID, MD5_KEY_OCTETS
+from testbed.router import json_documents
 from tests.lab import Lab, Router, lab
 
 __all__ = [
@@ -291,7 +291,7 @@ class FrrRouter:
         out = self.vtysh("show ip ospf neighbor json", "show ipv6 ospf6 neighbor json", check=False)
         v2: dict[str, str] | None = None
         v3: dict[str, str] | None = None
-        for doc in _json_documents(out):
+        for doc in json_documents(out):
             if isinstance(doc, dict) and isinstance(doc.get("neighbors"), dict):
                 v2 = _v2_states(doc)
             elif isinstance(doc, dict) and isinstance(doc.get("neighbors"), list):
@@ -305,22 +305,6 @@ class FrrRouter:
     def neighbors_v3(self) -> dict[str, str]:
         """``show ipv6 ospf6 neighbor json`` as {neighbor router id: state}."""
         return self.neighbors()[1] or {}
-
-
-def _json_documents(text: str) -> list[Any]:
-    decoder = json.JSONDecoder()
-    docs: list[Any] = []
-    index = 0
-    while True:
-        while index < len(text) and text[index].isspace():
-            index += 1
-        if index >= len(text):
-            return docs
-        try:
-            doc, index = decoder.raw_decode(text, index)
-        except json.JSONDecodeError:
-            return docs
-        docs.append(doc)
 
 
 def _short_state(state: str) -> str:

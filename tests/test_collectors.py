@@ -29,6 +29,7 @@ from testbed.collectors import (
     router_poll,
 )
 from testbed.metrics import read_jsonl
+from testbed.processes import wait_until
 
 VECTORS = Path(__file__).parent / "vectors" / "routing"
 T = 1_800_000_000.0
@@ -290,7 +291,16 @@ def test_collectors_write_routers_host_and_neighbor_files(tmp_path: Path) -> Non
     tap = RouterTap("r1", "r1.mrkm", "10.255.0.1", neighbors=lambda: {"ospfv2": {}})
     collectors = Collectors(tmp_path, [tap], neighbor_period=0.01).start()
     collectors.watch_process("gcks", os.getpid())
-    time.sleep(0.05)
+    samples = tmp_path / "samples"
+    wait_until(
+        lambda: all(
+            (samples / name).exists() and (samples / name).read_text()
+            for name in ("host.jsonl", "cpu-gcks.jsonl", "neighbors-r1.jsonl")
+        ),
+        5,
+        "a first sample in every file",
+        interval=0.01,
+    )
     assert collectors.stop() == []
     assert json.loads((tmp_path / "samples" / "routers.json").read_text()) == [
         {"name": "r1", "node": "r1.mrkm", "router_id": "10.255.0.1", "interfaces": []}

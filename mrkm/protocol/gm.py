@@ -303,8 +303,7 @@ class GroupMember:
             self._fail(group, now, f"unusable group policy: {exc}", None)
             return
         # A successful registration replaces everything held for the group (§2.3).
-        for key in [k for k, r in self.key_table.rows.items() if r.group == group.name]:
-            del self.key_table.rows[key]
+        self.key_table.drop_group(group.name)
         group.auth_key, group.signature_alg = received.auth_key, received.signature_alg_id
         if received.rekey_sa is not None and kd.member_bag is not None:
             group.key_path = KeyPath(received.rekey_sa.kwa)
@@ -337,8 +336,7 @@ class GroupMember:
         )
 
     def _left(self, group: _Membership, now: float) -> None:
-        for key in [k for k, r in self.key_table.rows.items() if r.group == group.name]:
-            del self.key_table.rows[key]
+        self.key_table.drop_group(group.name)
         group.state, group.initiator, group.retransmit_at = GmState.GM_LEFT, None, None
         group.rekey_sa, group.key_path, group.leaving = None, None, False
         self._events.append(ev.GroupLeft(now, group.name))

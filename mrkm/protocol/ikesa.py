@@ -236,7 +236,7 @@ class IkeInitiator:
         self.sa: IkeSa | None = None
         self.peer: Identity | None = None
         self.response_payloads: tuple[Payload, ...] = ()
-        self._table: dict[tuple[SaState, int], Callable[[bytes, float], bytes | None]] = {
+        self._table: dict[tuple[SaState, int], Callable[[bytes, Message, float], bytes | None]] = {
             (SaState.INIT_EXPECT_SA_INIT_RESPONSE, ExchangeType.IKE_SA_INIT): self._on_sa_init,
             (SaState.INIT_EXPECT_AUTH_RESPONSE, exchange): self._on_auth,
             (SaState.ESTABLISHED, ExchangeType.GSA_REGISTRATION): self._on_follow_up_response,
@@ -277,13 +277,12 @@ class IkeInitiator:
         if handler is None:
             raise UnexpectedMessage(f"exchange {header.exchange_type} in state {self.state.value}")
         try:
-            return handler(data, now)
+            return handler(data, message, now)
         except (PeerReportedError, NoProposalChosen, AuthenticationFailed):
             self.state = SaState.FAILED
             raise
 
-    def _on_sa_init(self, data: bytes, now: float) -> bytes | None:
-        message = decode_message(data)
+    def _on_sa_init(self, data: bytes, message: Message, now: float) -> bytes | None:
         notify = _error_notify(message.payloads)
         cookie = find(message.payloads, NotifyPayload)
         if cookie is not None and cookie.notify_type == NotifyType.COOKIE:
@@ -333,9 +332,9 @@ class IkeInitiator:
         self._dh = dh.generate(group, self._rng)
         return self.initiate()
 
-    def _on_auth(self, data: bytes, now: float) -> bytes | None:
+    def _on_auth(self, data: bytes, decoded: Message, now: float) -> bytes | None:
         assert self.sa is not None  # set on the way into this state
-        message, inner = self.sa.open(data, from_initiator=False)
+        message, inner = self.sa.open(data, from_initiator=False, message=decoded)
         if message.header.message_id != 1:
             raise UnexpectedMessage(f"AUTH response with Message ID {message.header.message_id}")
         idr = find(inner, IdrPayload)
@@ -375,9 +374,9 @@ class IkeInitiator:
         """The request to retransmit while its response is missing."""
         return self._last_request
 
-    def _on_follow_up_response(self, data: bytes, now: float) -> bytes | None:
+    def _on_follow_up_response(self, data: bytes, decoded: Message, now: float) -> bytes | None:
         assert self.sa is not None
-        message, inner = self.sa.open(data, from_initiator=False)
+        message, inner = self.sa.open(data, from_initiator=False, message=decoded)
         if message.header.message_id != self.pending_request:
             raise UnexpectedMessage(f"response with Message ID {message.header.message_id}")
         self.pending_request = None
