@@ -158,9 +158,20 @@ class GcksNode(_Node):
         return path
 
     def start(self, timeout: float = 15) -> None:
-        """Start the process and wait for its ``process_started`` event."""
-        config = self.write_config()
+        """Start the process with a fresh key and state; wait for ``process_started``."""
+        self._launch(self.write_config(), timeout)
+
+    def restart(self, timeout: float = 15) -> None:
+        """Start again after :meth:`stop` with the same signing key and persisted state.
+
+        The GCKS restores its groups, members and keys from ``gcks-state.json``
+        (``mrkm/runtime/persistence.py``), so members keep their registration.
+        """
+        self._launch(self.workdir / "gcks.yaml", timeout)
+
+    def _launch(self, config: Path, timeout: float) -> None:
         self.control_path.unlink(missing_ok=True)
+        starts = len(self.events("process_started"))
         self.proc = Proc(
             [
                 "gcks",
@@ -178,7 +189,7 @@ class GcksNode(_Node):
 
         def started() -> bool:
             self.check_running("its start")
-            return self.events("process_started") != []
+            return len(self.events("process_started")) > starts
 
         wait_until(started, timeout, "the GCKS to start (process_started in gcks.jsonl)")
 

@@ -21,10 +21,14 @@ A scenario is a YAML file in ``scenarios/`` (or any path)::
       - {metric: adjacency_flaps, max: 0}
       - {metric: key_convergence_max_s, max: 5}
 
-Actions: ``rekey`` (group), ``link-down`` / ``link-up`` (link), ``loss``
-(link, percent, direction optional), ``restart-gm`` / ``kill-gm`` (router),
-``restart-gcks``. Errors name the entry, e.g. ``timeline[2].do: 'reboot' is
-not one of ...``.
+Actions (played by :mod:`testbed.faults`, which documents each): ``rekey``,
+``evict``, ``link-down`` / ``link-up``, ``loss`` (per link, optionally one
+direction with ``from``), ``access-loss`` (each router's access to the rekey
+tree), ``rate``, ``partition`` / ``heal``, and ``kill-`` / ``start-`` /
+``restart-`` of a ``gm``, the ``gcks`` or a routing ``daemon``. Errors name
+the entry, e.g. ``timeline[2].do: 'reboot' is not one of ...``;
+:func:`check_topology` checks router and link names against the topology
+before anything is built.
 """
 
 from __future__ import annotations
@@ -35,20 +39,43 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ACTIONS", "Action", "Assertion", "Scenario", "ScenarioError", "load_scenario"]
+from topologies.model import Topology
+
+__all__ = [
+    "ACTIONS",
+    "DAEMONS",
+    "Action",
+    "Assertion",
+    "Scenario",
+    "ScenarioError",
+    "check_topology",
+    "load_scenario",
+]
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
-# action -> required fields (beyond "at" and "do")
+# action -> required fields (beyond "at" and "do"); testbed/faults.py plays them
 ACTIONS: dict[str, tuple[str, ...]] = {
     "rekey": ("group",),
+    "evict": ("router", "group"),
     "link-down": ("link",),
     "link-up": ("link",),
     "loss": ("link", "percent"),
-    "restart-gm": ("router",),
+    "access-loss": ("percent",),
+    "rate": ("link", "kbit"),
+    "partition": ("routers",),
+    "heal": (),
     "kill-gm": ("router",),
+    "start-gm": ("router",),
+    "restart-gm": ("router",),
+    "kill-gcks": (),
+    "start-gcks": (),
     "restart-gcks": (),
+    "kill-daemon": ("router", "daemon"),
+    "start-daemon": ("router", "daemon"),
+    "restart-daemon": ("router", "daemon"),
 }
+DAEMONS = ("zebra", "ospfd", "ospf6d", "pimd", "bird")
 
 
 class ScenarioError(ValueError):
@@ -127,6 +154,25 @@ def _action(raw: Any, where: str) -> Action:
             f"{where}.link",
             "expected two router names, e.g. [r1, r2]",
         )
+    if "kbit" in args:
+        _need(
+            isinstance(args["kbit"], int | float) and args["kbit"] >= 0,
+            f"{where}.kbit",
+            "expected kbit/s >= 0 (0 removes the limit)",
+        )
+    if "daemon" in args:
+        _need(
+            args["daemon"] in DAEMONS,
+            f"{where}.daemon",
+            f"{args['daemon']!r} is not one of {', '.join(DAEMONS)}",
+        )
+    if "routers" in args:
+        routers = args["routers"]
+        _need(
+            routers == "all" or (isinstance(routers, list) and bool(routers)),
+            f"{where}.routers",
+            "expected a list of router names (or 'all' for access-loss)",
+        )
     if "percent" in args:
         percent = args["percent"]
         _need(
@@ -162,7 +208,7 @@ def parse_scenario(data: Any, where: str) -> Scenario:
         _action(a, f"{where}: timeline[{i}]") for i, a in enumerate(data.get("timeline") or [])
     )
     for i, action in enumerate(timeline):
-        if action.do == "rekey":
+        if action.do in ("rekey", "evict"):
             _need(
                 action.args["group"] in names,
                 f"{where}: timeline[{i}].group",
@@ -195,6 +241,39 @@ def parse_scenario(data: Any, where: str) -> Scenario:
         float(duration),
         tuple(assertions),
     )
+
+
+def check_topology(scenario: Scenario, topology: Topology) -> None:
+    """ScenarioError naming the timeline entry whose router or link ``topology`` lacks."""
+    routers = {r.name for r in topology.routers}
+    links = {frozenset((lk.a, lk.b)) for lk in topology.links}
+    for i, action in enumerate(scenario.timeline):
+        where = f"{scenario.name}: timeline[{i}]"
+        args = action.args
+        named = [args["router"]] if "router" in args else []
+        if isinstance(args.get("routers"), list):
+            named += args["routers"]
+        if "link" in args:
+            named += args["link"]
+            _need(
+                frozenset(str(x) for x in args["link"]) in links
+                or not set(args["link"]) <= routers,
+                f"{where}.link",
+                f"{topology.name} has no link between {args['link'][0]} and {args['link'][1]}",
+            )
+        if "from" in args:
+            _need(
+                "link" in args and args["from"] in args["link"],
+                f"{where}.from",
+                "must name one end of the link",
+            )
+        unknown = sorted({str(n) for n in named} - routers)
+        _need(
+            not unknown,
+            f"{where}",
+            f"{topology.name} has no router {', '.join(unknown)} "
+            f"(it has {', '.join(sorted(routers)[:12])}{'...' if len(routers) > 12 else ''})",
+        )
 
 
 def load_scenario(name_or_path: str) -> Scenario:

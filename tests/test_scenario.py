@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from testbed.scenario import ScenarioError, load_scenario, parse_scenario
+from testbed.scenario import (
+    SCENARIO_DIR,
+    ScenarioError,
+    check_topology,
+    load_scenario,
+    parse_scenario,
+)
+from topologies.generators import line
+from topologies.registry import get_topology
 
 GOOD = {
     "name": "t",
@@ -58,3 +66,42 @@ def test_assertion_messages_name_metric_and_miss() -> None:
     scenario = parse_scenario({**GOOD, "assertions": [{"metric": "flaps", "max": 0}]}, "t")
     assert scenario.assertions[0].check({"flaps": 2}) == "flaps = 2 exceeds 0 by 2"
     assert scenario.assertions[0].check({"flaps": 0}) is None
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ({"do": "rate", "link": ["r1", "r2"], "kbit": -1}, r"timeline\[0\].kbit"),
+        ({"do": "kill-daemon", "router": "r1", "daemon": "bgpd"}, r"'bgpd' is not one of"),
+        ({"do": "partition", "routers": []}, r"timeline\[0\].routers"),
+        ({"do": "evict", "router": "r1", "group": "x"}, r"timeline\[0\].group: no group"),
+        ({"do": "restart-daemon", "router": "r1"}, r"timeline\[0\].daemon: 'restart-daemon'"),
+    ],
+)
+def test_new_actions_check_their_fields(action: dict[str, object], message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        parse_scenario({**GOOD, "timeline": [{"at": 1, **action}]}, "t.yaml")
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ({"do": "restart-gm", "router": "r9"}, r"timeline\[0\]: line5 has no router r9"),
+        ({"do": "link-down", "link": ["r1", "r3"]}, r"timeline\[0\].link: line5 has no link"),
+        ({"do": "partition", "routers": ["r1", "x"]}, "has no router x"),
+        (
+            {"do": "loss", "link": ["r1", "r2"], "percent": 5, "from": "r3"},
+            r"timeline\[0\].from: must name one end",
+        ),
+    ],
+)
+def test_names_are_checked_against_the_topology(action: dict[str, object], message: str) -> None:
+    scenario = parse_scenario({**GOOD, "timeline": [{"at": 1, **action}]}, "t.yaml")
+    with pytest.raises(ScenarioError, match=message):
+        check_topology(scenario, line(5))
+
+
+def test_every_shipped_scenario_fits_its_topology() -> None:
+    for path in sorted(SCENARIO_DIR.glob("*.yaml")):
+        scenario = load_scenario(str(path))
+        check_topology(scenario, get_topology(scenario.topology))
