@@ -13,9 +13,10 @@ checks them before anything runs):
 ``rekey``            ``group``: one GSA_REKEY now; the timeline goes on at
                      once (convergence is measured from the logs)
 ``link-down/-up``    ``link: [a, b]``: both ends down (carrier lost) / up
-``loss``             ``link``, ``percent``, optional ``from: a`` for one
-                     direction: iptables ``statistic`` drops of everything
-                     leaving that end (OUTPUT and FORWARD), 0 removes it
+``loss``             ``link`` (or ``all``), ``percent``, optional ``from: a``
+                     for one direction: iptables ``statistic`` drops of
+                     everything leaving that end (OUTPUT and FORWARD), 0
+                     removes it
 ``access-loss``      ``percent``, optional ``routers`` (default all): drops
                      on each router's GM interface only, i.e. on its access
                      to the rekey tree; OSPF and PIM are untouched
@@ -137,7 +138,8 @@ class Player:
         router, group = str(args["router"]), str(args["group"])
         gm = self._gm(router)
         self.net.gcks.control({"cmd": "evict", "group": group, "member": gm.identity})
-        self._instant("evict", self.clock(), [router], group=group)
+        # open until the run ends: the router is cut off from the next key roll on
+        self._begin(("evict", router, group), "evict", [router], group=group)
         return f"{gm.identity} evicted from {group}"
 
     def _gm(self, router: str) -> Any:
@@ -283,14 +285,23 @@ class Player:
         """Random loss on a link's egress (both ends, or ``from``'s): locally made packets
         (OSPF, PIM) in OUTPUT and forwarded ones (rekeys) in FORWARD."""
         percent = float(args["percent"])
-        ends = _one_way(_link_ends(self.net.topology, args["link"]), args.get("from"))
-        key = ("loss", *sorted(args["link"]), str(args.get("from", "")))
+        if args["link"] == "all":
+            ends = [
+                (router, link.interface(router))
+                for link in self.net.topology.links
+                for router in (link.a, link.b)
+            ]
+            key: tuple[str, ...] = ("loss", "all")
+        else:
+            ends = _one_way(_link_ends(self.net.topology, args["link"]), args.get("from"))
+            key = ("loss", *sorted(args["link"]), str(args.get("from", "")))
         self._drops(key, ends, percent, ("OUTPUT", "FORWARD"))
         self._close(key)
         if percent > 0:
             self._begin(key, "loss", [r for r, _ in ends], percent=percent)
         way = f" from {args['from']}" if args.get("from") else ""
-        return f"loss {percent:g} % on {'-'.join(args['link'])}{way}"
+        where = "every link" if args["link"] == "all" else "-".join(args["link"])
+        return f"loss {percent:g} % on {where}{way}"
 
     def _access_loss(self, args: dict[str, Any]) -> str:
         """Loss between each router and its GM only: multicast forwarded out ``gm0``."""

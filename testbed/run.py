@@ -34,23 +34,11 @@ from testbed.plots import plot_run
 from testbed.progress import RunProgress
 from testbed.scenario import Scenario, ScenarioError, check_topology, load_scenario
 from testbed.summary import print_summary
+from testbed.verdicts import derived
 from topologies.model import Topology, TopologyError
 from topologies.registry import get_topology
 
 __all__ = ["main", "run_scenario"]
-
-
-def _derived(summary: dict[str, Any]) -> dict[str, Any]:
-    """Numbers scenario assertions can name, derived from the metrics summary."""
-    count = summary.get("rekey_count") or 0
-    incomplete = len(summary.get("incomplete_rekeys") or [])
-    install = (summary.get("key_convergence_ms") or {}).get("install") or {}
-    accept = (summary.get("key_convergence_ms") or {}).get("accept") or {}
-    return {
-        "rekeys_converged_fraction": round((count - incomplete) / count, 4) if count else 0.0,
-        "key_convergence_max_s": (install.get("max") or 0) / 1000 if install else None,
-        "accept_convergence_max_s": (accept.get("max") or 0) / 1000 if accept else None,
-    }
 
 
 def _taps(net: Network) -> list[RouterTap]:
@@ -134,7 +122,7 @@ def run_scenario(
     summary = bundle.finish(
         logs, failure=failure, testbed_events=faults, extra={"timings_s": timings}
     )
-    summary |= _derived(summary)
+    summary |= derived(summary, faults, topology)
     if plots:
         plot_run(bundle.folder)
     print_summary(summary)

@@ -16,6 +16,7 @@ A scenario is a YAML file in ``scenarios/`` (or any path)::
       - {at: 20, do: link-down, link: [r1, r2]}
       - {at: 25, do: link-up, link: [r1, r2]}
       - {at: 30, do: restart-gm, router: r3}
+      - {at: 40, do: rekey, group: ospfv2-area0, every: 5, count: 20}  # 20 rekeys, 5 s apart
     duration: 45                # seconds after registration until the run ends
     assertions:                 # checked against summary.json; a miss fails the run
       - {metric: adjacency_flaps, max: 0}
@@ -135,6 +136,20 @@ def _need(cond: bool, where: str, reason: str) -> None:
         raise ScenarioError(f"{where}: {reason}")
 
 
+def _actions(raw: Any, where: str) -> list[Action]:
+    """One timeline entry; ``every: S`` with ``count: N`` repeats it N times, S seconds apart."""
+    _need(isinstance(raw, dict), where, "expected a mapping with 'at' and 'do'")
+    if "every" not in raw and "count" not in raw:
+        return [_action(raw, where)]
+    every, count = raw.get("every"), raw.get("count")
+    _need(
+        isinstance(every, int | float) and every > 0, f"{where}.every", "expected seconds > 0"
+    )
+    _need(isinstance(count, int) and count >= 1, f"{where}.count", "expected a whole number >= 1")
+    first = _action({k: v for k, v in raw.items() if k not in ("every", "count")}, where)
+    return [Action(first.at + i * float(every), first.do, first.args) for i in range(int(count))]
+
+
 def _action(raw: Any, where: str) -> Action:
     _need(isinstance(raw, dict), where, "expected a mapping with 'at' and 'do'")
     _need(
@@ -150,9 +165,9 @@ def _action(raw: Any, where: str) -> Action:
     if "link" in args:
         link = args["link"]
         _need(
-            isinstance(link, list) and len(link) == 2,
+            (isinstance(link, list) and len(link) == 2) or (link == "all" and do == "loss"),
             f"{where}.link",
-            "expected two router names, e.g. [r1, r2]",
+            "expected two router names, e.g. [r1, r2] ('all' only for loss)",
         )
     if "kbit" in args:
         _need(
@@ -205,7 +220,9 @@ def parse_scenario(data: Any, where: str) -> Scenario:
         )
     names = {g["name"] for g in groups}
     timeline = tuple(
-        _action(a, f"{where}: timeline[{i}]") for i, a in enumerate(data.get("timeline") or [])
+        action
+        for i, raw in enumerate(data.get("timeline") or [])
+        for action in _actions(raw, f"{where}: timeline[{i}]")
     )
     for i, action in enumerate(timeline):
         if action.do in ("rekey", "evict"):
@@ -253,7 +270,7 @@ def check_topology(scenario: Scenario, topology: Topology) -> None:
         named = [args["router"]] if "router" in args else []
         if isinstance(args.get("routers"), list):
             named += args["routers"]
-        if "link" in args:
+        if isinstance(args.get("link"), list):
             named += args["link"]
             _need(
                 frozenset(str(x) for x in args["link"]) in links

@@ -105,3 +105,20 @@ def test_every_shipped_scenario_fits_its_topology() -> None:
     for path in sorted(SCENARIO_DIR.glob("*.yaml")):
         scenario = load_scenario(str(path))
         check_topology(scenario, get_topology(scenario.topology))
+
+
+def test_every_and_count_repeat_an_entry() -> None:
+    entry = {"at": 2, "do": "rekey", "group": "g", "every": 1.5, "count": 3}
+    scenario = parse_scenario({**GOOD, "timeline": [entry]}, "t.yaml")
+    assert [(a.at, a.do) for a in scenario.timeline] == [(2, "rekey"), (3.5, "rekey"), (5, "rekey")]
+    with pytest.raises(ScenarioError, match=r"timeline\[0\].count"):
+        parse_scenario({**GOOD, "timeline": [{**entry, "count": 0}]}, "t.yaml")
+    with pytest.raises(ScenarioError, match="shorter than the timeline"):
+        parse_scenario({**GOOD, "timeline": [{**entry, "count": 9}]}, "t.yaml")
+
+
+def test_loss_on_every_link_is_allowed_only_for_loss() -> None:
+    lossy = {"at": 1, "do": "loss", "link": "all", "percent": 10}
+    assert parse_scenario({**GOOD, "timeline": [lossy]}, "t.yaml").timeline[0].args["link"] == "all"
+    with pytest.raises(ScenarioError, match=r"timeline\[0\].link"):
+        parse_scenario({**GOOD, "timeline": [{"at": 1, "do": "link-down", "link": "all"}]}, "t")
