@@ -36,7 +36,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,12 +201,15 @@ class RunBundle:
         failure: str | None = None,
         testbed_events: Iterable[Mapping[str, Any]] = (),
         extra: Mapping[str, Any] | None = None,
+        derive: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Copy the logs, merge the events, compute the metrics, write every file; return
         the summary (which also names the run's validity and failure).
 
         ``logs`` are every process log; those ending in ``.jsonl`` are event
-        logs and go into ``events.jsonl``. ``extra`` adds manifest entries.
+        logs and go into ``events.jsonl``. ``extra`` adds manifest entries;
+        ``derive`` adds numbers computed from the summary (the runner's
+        verdicts) before ``summary.json``, the last file, is written.
         """
         ended = time.time()
         load_after = _load()
@@ -254,6 +257,8 @@ class RunBundle:
             "failure": failure,
             **metrics.summary,
         }
+        if derive is not None:
+            summary |= derive(summary)
         _write_json(self.folder / "summary.json", summary)
         return summary
 

@@ -120,9 +120,12 @@ def run_scenario(
     progress.note("network torn down; computing metrics")
     faults = player.finish() if player is not None else []
     summary = bundle.finish(
-        logs, failure=failure, testbed_events=faults, extra={"timings_s": timings}
+        logs,
+        failure=failure,
+        testbed_events=faults,
+        extra={"timings_s": timings},
+        derive=lambda s: derived(s, faults, topology),
     )
-    summary |= derived(summary, faults, topology)
     if plots:
         plot_run(bundle.folder)
     print_summary(summary)

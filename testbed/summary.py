@@ -98,7 +98,7 @@ def _facts(summary: Mapping[str, Any], manifest: Mapping[str, Any]) -> Table:
             "max / median / p95 over rekeys: " + _dist(conv.get("install")),
         ),
         ("switch-over skew", _dist(summary.get("switch_over_skew_ms"))),
-        ("adjacency flaps", _v(summary.get("adjacency_flaps", 0))),
+        ("adjacency flaps", _flaps(summary)),
         (
             "per rekey",
             f"{_v(summary.get('bytes_per_rekey'))} bytes, "
@@ -118,6 +118,20 @@ def _facts(summary: Mapping[str, Any], manifest: Mapping[str, Any]) -> Table:
     for name, value in facts:
         table.add_row(name, value)
     return table
+
+
+def _flaps(summary: Mapping[str, Any]) -> str:
+    """``3 (OSPF 3, PIM 0; 0 unexplained)`` once testbed.verdicts ran, else the count."""
+    total = _v(summary.get("adjacency_flaps", 0))
+    if "unexplained_flaps" not in summary:
+        return total
+    text = (
+        f"{total} (OSPF {summary.get('ospf_flaps')}, PIM {summary.get('pim_flaps')}; "
+        f"{summary['unexplained_flaps']} not explained by a fault)"
+    )
+    if summary.get("evictions"):
+        text += f"; evicted routers cut off: {summary.get('evicted_cut_off')}"
+    return text
 
 
 def print_summary(
