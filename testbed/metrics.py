@@ -25,6 +25,9 @@ whose reason is not ``heartbeat``; a GM's events are matched to it on
   GM identity ``node``) at or after ``t_send`` with one of the rekey's key
   ids, in the group's protocol when the GMs' ``keys_installed`` rows name it,
   − ``t_send``.
+* a rekey is complete when every expected member accepted it or installed
+  its key ids (a member that missed every copy and repaired by registering
+  again has an install time but no accept time).
 * key convergence of a rekey = the maximum over members (``*_max_ms``), with
   the median and p95 over members; p95 is the nearest-rank percentile (the
   ceil(0.95 n)-th smallest value), so it is always a measured value.
@@ -277,9 +280,10 @@ class RekeyResult:
 
     @property
     def complete(self) -> bool:
-        """True when every expected member accepted."""
-        accepted = {m.node for m in self.members if m.accept is not None}
-        return self.expected <= accepted
+        """True when every expected member accepted the rekey or, having missed every
+        copy, installed its keys anyway (a repair by registering again)."""
+        done = {m.node for m in self.members if m.accept is not None or m.install is not None}
+        return self.expected <= done
 
     def row(self) -> dict[str, Any]:
         """The metrics.csv row (milliseconds with 3 decimals; None for no value)."""

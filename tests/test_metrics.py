@@ -161,18 +161,30 @@ def test_member_rows_list_every_expected_member() -> None:
 
 
 def test_a_member_that_never_accepts_makes_the_rekey_incomplete() -> None:
-    """r3 loses rekey 1: it is still expected, counted as missing, and the maximum is over
-    the members that did accept."""
+    """r3 loses rekey 1 and never installs its key: it is still expected, counted as
+    missing, and the maximum is over the members that did accept."""
     events = [
         e
         for e in rs.all_events()
-        if not (e["node"] == "r3.mrkm" and e["event"] == "rekey_accepted")
+        if not (e["node"] == "r3.mrkm" and e["event"] in ("rekey_accepted", "router_install"))
     ]
     summary = summarize(events).summary
     first = summary["rekeys"][0]
     assert (first["members_expected"], first["members_accepted"]) == (3, 2)
     assert first["accept_max_ms"] == 10.0
     assert summary["incomplete_rekeys"] == [1]
+
+
+def test_a_member_that_repaired_instead_of_accepting_completes_the_rekey() -> None:
+    """r3 missed every copy of rekey 1 but installed its key (after registering again)."""
+    events = [
+        e
+        for e in rs.all_events()
+        if not (e["node"] == "r3.mrkm" and e["event"] == "rekey_accepted")
+    ]
+    summary = summarize(events).summary
+    assert summary["rekeys"][0]["members_accepted"] == 2
+    assert summary["incomplete_rekeys"] == []
 
 
 # -- registration, adjacencies, CPU, host ------------------------------------------------------
