@@ -8,7 +8,7 @@ SCENARIO ?= baseline
 TOPO     ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-fast check fmt run-scenario run-loopback bench-core bench clean clean-net
+.PHONY: help setup test test-fast check fmt run-scenario run-loopback regress bench-core bench bench-bringup clean clean-net
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ fmt: $(STAMP)  ## apply ruff's formatting and safe fixes
 run-scenario: $(STAMP)  ## the main job (root): a scenario on a Mininet network (SCENARIO=, TOPO=)
 	PYTHONPATH=. $(PY) -m testbed.run --scenario $(SCENARIO) $(if $(TOPO),--topo $(TOPO))
 
+regress: $(STAMP)  ## the regression gate (root): scenarios checked against scenarios/regress-baseline.yaml
+	PYTHONPATH=. $(PY) -m testbed.regress
+
 run-loopback: $(STAMP)  ## a GCKS and GMs as processes on 127.0.0.1, no routers (no root)
 	PYTHONPATH=. $(PY) -m testbed.loopback
 
@@ -46,6 +49,9 @@ bench-core: $(STAMP)  ## µs per encode/decode and crypto op, next to raw `crypt
 bench: bench-core  ## all benchmarks: codec/crypto, GCKS and GM cores, router sinks (root)
 	PYTHONPATH=. $(PY) tools/bench_gcks.py
 	PYTHONPATH=. $(PY) tools/bench_sinks.py
+
+bench-bringup: $(STAMP)  ## testbed bring-up time and memory per router for 10, 50, 100 routers (root)
+	PYTHONPATH=. $(PY) tools/bench_bringup.py $(if $(SIZES),--sizes $(SIZES))
 
 clean-net: $(STAMP)  ## remove what crashed testbed runs left (namespaces, daemons by pid file; PREFIX=mk)
 	PYTHONPATH=. $(PY) -m testbed.cleanup $(if $(PREFIX),--prefix $(PREFIX))
