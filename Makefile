@@ -5,10 +5,11 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 
 SCENARIO ?= baseline
+CAMPAIGN ?= example-loss
 TOPO     ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-fast check fmt run-scenario run-loopback regress bench-core bench bench-bringup clean clean-net
+.PHONY: help setup test test-fast check fmt run-scenario run-loopback campaign plots report regress bench-core bench bench-bringup clean clean-net
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,7 +38,16 @@ fmt: $(STAMP)  ## apply ruff's formatting and safe fixes
 run-scenario: $(STAMP)  ## the main job (root): a scenario on a Mininet network (SCENARIO=, TOPO=)
 	PYTHONPATH=. $(PY) -m testbed.run --scenario $(SCENARIO) $(if $(TOPO),--topo $(TOPO))
 
-regress: $(STAMP)  ## the regression gate (root): scenarios checked against scenarios/regress-baseline.yaml
+campaign: $(STAMP)  ## a campaign (root): parameter grid x seeds x repetitions, resumable (CAMPAIGN=)
+	PYTHONPATH=. $(PY) -m testbed.campaign --campaign $(CAMPAIGN)
+
+plots: $(STAMP)  ## campaign figures (PNG + PDF) from results/ alone
+	PYTHONPATH=. $(PY) -m testbed.campaign_plots
+
+report: $(STAMP)  ## results/<campaign>/report.md and report.html (CAMPAIGN=)
+	PYTHONPATH=. $(PY) -m testbed.report --campaign $(CAMPAIGN)
+
+regress: $(STAMP)  ## the regression gate (root): scenarios checked against scenarios/regress/baseline.yaml
 	PYTHONPATH=. $(PY) -m testbed.regress
 
 run-loopback: $(STAMP)  ## a GCKS and GMs as processes on 127.0.0.1, no routers (no root)

@@ -1,6 +1,6 @@
 """The regression gate (``make regress``): a few scenarios, checked against a versioned baseline.
 
-The baseline file (``scenarios/regress-baseline.yaml``) lists runs and the
+The baseline file (``scenarios/regress/baseline.yaml``) lists runs and the
 bounds each must meet::
 
     # measured on 2 cores (commit, date); bounds leave room for a busy host
@@ -38,7 +38,7 @@ from topologies.registry import get_topology
 
 __all__ = ["BASELINE", "Bound", "GateRun", "check", "load_baseline", "lookup", "main"]
 
-BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "regress-baseline.yaml"
+BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "regress" / "baseline.yaml"
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="testbed.regress",
         description="Run the regression scenarios and compare their metrics with the "
-        "versioned bounds in scenarios/regress-baseline.yaml (needs root).",
+        "versioned bounds in scenarios/regress/baseline.yaml (needs root).",
     )
     parser.add_argument("--baseline", type=Path, default=BASELINE, help="bounds file")
     parser.add_argument("--out", type=Path, default=Path("results/regress"), help="bundles")

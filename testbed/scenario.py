@@ -30,10 +30,16 @@ tree), ``rate``, ``partition`` / ``heal``, and ``kill-`` / ``start-`` /
 the entry, e.g. ``timeline[2].do: 'reboot' is not one of ...``;
 :func:`check_topology` checks router and link names against the topology
 before anything is built.
+
+Parameters: a scenario may declare ``params:`` (name: default) and use
+``${name}`` in any value; :func:`substitute` fills them (a campaign passes
+its grid point, a plain run the defaults).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +57,8 @@ __all__ = [
     "ScenarioError",
     "check_topology",
     "load_scenario",
+    "param_text",
+    "substitute",
 ]
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -77,6 +85,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "restart-daemon": ("router", "daemon"),
 }
 DAEMONS = ("zebra", "ospfd", "ospf6d", "pimd", "bird")
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+OVERRIDABLE = ("topology", "duration")  # top-level fields a campaign grid key may replace
 
 
 class ScenarioError(ValueError):
@@ -142,9 +152,7 @@ def _actions(raw: Any, where: str) -> list[Action]:
     if "every" not in raw and "count" not in raw:
         return [_action(raw, where)]
     every, count = raw.get("every"), raw.get("count")
-    _need(
-        isinstance(every, int | float) and every > 0, f"{where}.every", "expected seconds > 0"
-    )
+    _need(isinstance(every, int | float) and every > 0, f"{where}.every", "expected seconds > 0")
     _need(isinstance(count, int) and count >= 1, f"{where}.count", "expected a whole number >= 1")
     first = _action({k: v for k, v in raw.items() if k not in ("every", "count")}, where)
     return [Action(first.at + i * float(every), first.do, first.args) for i in range(int(count))]
@@ -260,6 +268,54 @@ def parse_scenario(data: Any, where: str) -> Scenario:
     )
 
 
+def substitute(raw: Mapping[str, Any], values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The scenario dict ``raw`` with its ``params`` applied: defaults, then ``values``.
+
+    Returns a dict without ``params`` that :func:`parse_scenario` accepts.
+    A key of ``values`` that is neither a declared parameter nor one of
+    ``topology``/``duration``, and a placeholder naming no parameter, are
+    errors naming the field.
+    """
+    _need(isinstance(raw, Mapping), where, "expected a mapping")
+    declared = raw.get("params") or {}
+    _need(isinstance(declared, Mapping), f"{where}: params", "expected name: default pairs")
+    data = {k: v for k, v in raw.items() if k != "params"}
+    params = dict(declared)
+    for name, value in values.items():
+        if name in declared:
+            params[name] = value
+        elif name in OVERRIDABLE:
+            data[name] = value
+        else:
+            known = ", ".join([*declared, *OVERRIDABLE])
+            raise ScenarioError(f"{where}: grid.{name}: not a parameter of the scenario ({known})")
+
+    def walk(value: Any, path: str) -> Any:
+        if isinstance(value, Mapping):
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        for name in _PLACEHOLDER.findall(value):
+            _need(
+                name in params,
+                f"{where}: {path}",
+                f"${{{name}}} is not a declared parameter ({', '.join(params) or 'none declared'})",
+            )
+        whole = _PLACEHOLDER.fullmatch(value)
+        if whole:
+            return params[whole[1]]
+        return _PLACEHOLDER.sub(lambda m: param_text(params[m[1]]), value)
+
+    return dict(walk(data, ""))
+
+
+def param_text(value: Any) -> str:
+    """A parameter value as it appears inside text and folder names."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def check_topology(scenario: Scenario, topology: Topology) -> None:
     """ScenarioError naming the timeline entry whose router or link ``topology`` lacks."""
     routers = {r.name for r in topology.routers}
@@ -305,4 +361,6 @@ def load_scenario(name_or_path: str) -> Scenario:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(data, dict) and "params" in data:
+        data = substitute(data, {}, str(path))
     return parse_scenario(data, str(path))
