@@ -9,7 +9,7 @@ CAMPAIGN ?= example-loss
 TOPO     ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-fast check fmt run-scenario run-loopback campaign plots report regress bench-core bench bench-bringup clean clean-net
+.PHONY: help setup test test-fast check fmt run-scenario run-loopback campaign plots report regress fuzz bench-core bench bench-bringup clean clean-net
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,9 +56,11 @@ run-loopback: $(STAMP)  ## a GCKS and GMs as processes on 127.0.0.1, no routers 
 bench-core: $(STAMP)  ## µs per encode/decode and crypto op, next to raw `cryptography` costs
 	$(PY) tools/bench_core.py
 
-bench: bench-core  ## all benchmarks: codec/crypto, GCKS and GM cores, router sinks (root)
-	PYTHONPATH=. $(PY) tools/bench_gcks.py
-	PYTHONPATH=. $(PY) tools/bench_sinks.py
+bench: $(STAMP)  ## every benchmark in one run: results/bench/<UTC>/bench.json + plots (sinks need root)
+	PYTHONPATH=. $(PY) tools/bench_all.py
+
+fuzz: $(STAMP)  ## fuzz every decoder and the GCKS/GM receive paths (BUDGET= s per target)
+	PYTHONPATH=. $(PY) tools/fuzz.py --budget $(or $(BUDGET),60) --engine $(or $(ENGINE),hypothesis)
 
 bench-bringup: $(STAMP)  ## testbed bring-up time and memory per router for 10, 50, 100 routers (root)
 	PYTHONPATH=. $(PY) tools/bench_bringup.py $(if $(SIZES),--sizes $(SIZES))

@@ -120,9 +120,11 @@ class KeyTable:
                 continue
             if row.group == new.group and row.send_end > new.send_start:
                 send_end = max(row.send_start, new.send_start)
-                trimmed = replace(
-                    row, send_end=send_end, accept_end=min(row.accept_end, new.send_start + dtd)
-                )
+                # A successor activating before this row's own activation (ATD 0
+                # after a pending key) leaves it no send window; it is still
+                # accepted until DTD after the successor, never before its send end.
+                accept_end = max(send_end, min(row.accept_end, new.send_start + dtd))
+                trimmed = replace(row, send_end=send_end, accept_end=accept_end)
                 self.rows[key] = trimmed
                 changed.append(trimmed)
         self.rows[(new.protocol, new.key_id)] = new

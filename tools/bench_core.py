@@ -21,6 +21,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cryptography
 from cryptography.hazmat.primitives import hashes, hmac
@@ -56,13 +57,8 @@ def per_call_us(fn: Callable[[], object], budget_s: float) -> float:
     return statistics.median(samples)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=0.3, help="seconds per measurement")
-    parser.add_argument("--out", default="results/bench", help="output folder")
-    args = parser.parse_args()
-    b = args.budget
-
+def run(b: float = 0.3) -> dict[str, Any]:
+    """Measure every pair with ``b`` seconds per measurement; return the report."""
     policy = GroupPolicy("10.0.0.1", signature_alg_id=signatures.ALG_ID_ED25519)
     keys = GroupKeys(
         os.urandom(16),
@@ -162,12 +158,7 @@ def main() -> None:
         lambda: aes_key_wrap_with_padding(kwk, kwk),
     )
 
-    print(f"{'operation':40} {'µs':>9}   {'baseline':42} {'µs':>9} {'ratio':>7}")
-    for name, us, base_name, base_us in rows:
-        print(f"{name:40} {us:9.2f}   {base_name:42} {base_us:9.2f} {us / base_us:7.2f}")
-    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    report = {
+    return {
         "python": platform.python_version(),
         "cryptography": cryptography.__version__,
         "machine": platform.machine(),
@@ -184,6 +175,27 @@ def main() -> None:
             for n, u, bn, bu in rows
         ],
     }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    """The report as a table: operation, µs, baseline, µs, ratio."""
+    print(f"{'operation':40} {'µs':>9}   {'baseline':42} {'µs':>9} {'ratio':>7}")
+    for r in report["rows"]:
+        print(
+            f"{r['operation']:40} {r['us']:9.2f}   {r['baseline']:42} "
+            f"{r['baseline_us']:9.2f} {r['ratio']:7.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=0.3, help="seconds per measurement")
+    parser.add_argument("--out", default="results/bench", help="output folder")
+    args = parser.parse_args()
+    report = run(args.budget)
+    print_table(report)
+    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
     (out / "bench-core.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"written: {out / 'bench-core.json'}")
 

@@ -3,7 +3,8 @@
 ``make bench`` runs it (after ``bench_core``). All figures come from one run
 on one core, because these machines are noisy:
 
-* **registrations per second** of the GCKS (CPU time inside
+* **registrations per second** of the GCKS, with X25519 + PSK and with
+  X25519 + Ed25519 certificates (RFC 7427 AUTH), each (CPU time inside
   ``KeyServer.receive`` for IKE_SA_INIT + GSA_AUTH, plus the measured cost of
   the GCKS's share of two bare asyncio UDP round trips), against the ceiling
   of the same run: the raw crypto of one registration (X25519, key
@@ -28,6 +29,7 @@ import random
 import statistics
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
 
-from mrkm.crypto import auth, keys, keywrap
+from mrkm.crypto import auth, certs, keys, keywrap
+from mrkm.protocol.credentials import Identity, LocalCredentials, PeerTrust
 from mrkm.protocol.gcks import KeyServer
+from mrkm.protocol.gm import GroupMember
 from tests.harness import GCKS_ADDR, PSK, T0, Harness, make_group
 
 RNG = random.Random(1).randbytes
@@ -108,13 +112,85 @@ def registration_ceiling_us(repeat: int) -> float:
     return cpu_us(one, repeat)
 
 
-def registration_cost_us(members: int) -> float:
-    """GCKS CPU µs per registration, inside KeyServer.receive, for ``members`` GMs."""
+def signature_ceiling_us(repeat: int) -> float:
+    """Raw crypto a GCKS spends on one Ed25519-certificate registration.
+
+    The PSK ceiling's work with the two PSK AUTHs replaced by what RFC 7427
+    AUTH with certificates costs the GCKS: verify the member's AUTH
+    signature, verify its certificate's CA signature, sign its own AUTH.
+    """
+    peer = x25519.X25519PrivateKey.generate().public_key()
+    key_e = RNG(36)
+    aad = bytes(32)
+    gcm = AESGCM(key_e[:32])
+    body = gcm.encrypt(key_e[32:] + bytes(8), bytes(700), aad)
+    member, ca_key, own = (ed25519.Ed25519PrivateKey.generate() for _ in range(3))
+    octets = bytes(300)
+    member_sig, ca_sig = member.sign(octets), ca_key.sign(octets)
+    member_pub, ca_pub = member.public_key(), ca_key.public_key()
+
+    def one() -> None:
+        dh_key = x25519.X25519PrivateKey.generate()
+        dh_key.public_key().public_bytes_raw()
+        shared = dh_key.exchange(peer)
+        keys.derive_ike_sa_keys(5, bytes(32), bytes(32), shared, bytes(8), bytes(8), 36, 0)
+        member_pub.verify(member_sig, octets)
+        ca_pub.verify(ca_sig, octets)
+        own.sign(octets)
+        gcm.decrypt(key_e[32:] + bytes(8), body, aad)
+        gcm.encrypt(key_e[32:] + bytes(8), bytes(900), aad)
+        for _ in range(4):
+            keywrap.wrap(3, key_e[:32], bytes(32))
+
+    return cpu_us(one, repeat)
+
+
+def _use_certificates(h: Harness) -> None:
+    """Rebuild ``h`` so that the GCKS and every GM authenticate with Ed25519 certificates."""
+    not_before = datetime.fromtimestamp(T0 - 86400, UTC)
+    ca_key = ed25519.Ed25519PrivateKey.from_private_bytes(h.rand.randbytes(32))
+    ca = certs.make_ca("mrkm bench CA", ca_key, not_before, 30)
+
+    def cert(name: str, key: ed25519.Ed25519PrivateKey) -> Any:
+        return certs.issue_cert(ca, ca_key, name, key.public_key(), not_before, 30, name)
+
+    group = replace(h.group, psk=None)
+    pem = Path("unused.pem")  # the cores take objects; the paths only satisfy GcksConfig
+    h.gcks_config = replace(
+        h.gcks_config,
+        groups=(group,),
+        signing_key=pem,
+        certificate=pem,
+        ca=pem,
+        cookie_threshold=h.gcks_config.max_half_open,
+    )
+    gcks_cert = cert("gcks.mrkm", h.signer)  # type: ignore[arg-type]
+    h.gcks = KeyServer(h.gcks_config, h.signer, h.rand.randbytes, h.now, gcks_cert, ca)
+    trust = PeerTrust(ca=ca)
+    for addr, old in list(h.gms.items()):
+        key = ed25519.Ed25519PrivateKey.from_private_bytes(h.rand.randbytes(32))
+        name = old.config.identity
+        config = replace(old.config, psk=None, certificate=pem, key=pem, ca=pem)
+        local = LocalCredentials(Identity.fqdn(name), signing_key=key, certificate=cert(name, key))
+        h.gms[addr] = GroupMember(
+            config, local, trust, random.Random(h.rand.random()).randbytes, h.now
+        )
+
+
+def registration_cost_us(members: int, certificates: bool = False) -> float:
+    """GCKS CPU µs per registration, inside KeyServer.receive, for ``members`` GMs.
+
+    With ``certificates`` both sides authenticate with Ed25519 certificates
+    (RFC 7427 AUTH); otherwise with the group PSK.
+    """
     h = Harness(members, seed=3)
-    # Compare like with like: the ceiling has no COOKIE round trip, so the
-    # measured GCKS answers every IKE_SA_INIT without demanding one.
-    h.gcks_config = replace(h.gcks_config, cookie_threshold=h.gcks_config.max_half_open)
-    h.gcks = KeyServer(h.gcks_config, h.signer, h.rand.randbytes, h.now)
+    if certificates:
+        _use_certificates(h)
+    else:
+        # Compare like with like: the ceiling has no COOKIE round trip, so the
+        # measured GCKS answers every IKE_SA_INIT without demanding one.
+        h.gcks_config = replace(h.gcks_config, cookie_threshold=h.gcks_config.max_half_open)
+        h.gcks = KeyServer(h.gcks_config, h.signer, h.rand.randbytes, h.now)
     gcks = h.gcks
     spent = [0]
     original = gcks.receive
@@ -190,53 +266,71 @@ def gm_rekey_cost(repeat: int) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="results/bench", help="output folder")
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (for CI smoke)")
-    args = parser.parse_args()
-    repeat = 20 if args.quick else 200
-    members = [10, 100] if args.quick else [10, 100, 1000]
+def run(quick: bool = False) -> dict[str, Any]:
+    """Every GCKS and GM figure with its same-run ceiling; ``quick`` for CI smoke."""
+    repeat = 20 if quick else 200
+    members = [10, 100] if quick else [10, 100, 1000]
+    reg_members = 50 if quick else 200
 
-    udp_us = asyncio.run(_udp_round_trip_us(200 if args.quick else 2000))
-    ceiling_us = registration_ceiling_us(repeat) + 2 * udp_us
-    reg_us = registration_cost_us(50 if args.quick else 200) + 2 * udp_us
-    rekeys = [rekey_cost(n, repeat) for n in members]
-    slope = (rekeys[-1]["rekey_us"] - rekeys[0]["rekey_us"]) / (members[-1] - members[0])
-    gm = gm_rekey_cost(repeat)
-
-    report = {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "load_avg": os.getloadavg(),
-        "registration": {
+    udp_us = asyncio.run(_udp_round_trip_us(200 if quick else 2000))
+    registration = {}
+    for auth_name, ceiling_fn, certificates in (
+        ("psk", registration_ceiling_us, False),
+        ("ed25519", signature_ceiling_us, True),
+    ):
+        ceiling_us = ceiling_fn(repeat) + 2 * udp_us
+        reg_us = registration_cost_us(reg_members, certificates) + 2 * udp_us
+        registration[auth_name] = {
+            "auth": "X25519 + PSK" if auth_name == "psk" else "X25519 + Ed25519 certificates",
+            "members": reg_members,
             "gcks_us": round(reg_us, 1),
             "per_second_one_core": round(1e6 / reg_us),
             "ceiling_us": round(ceiling_us, 1),
             "ceiling_per_second": round(1e6 / ceiling_us),
             "ratio_to_ceiling": round(ceiling_us / reg_us, 3),
             "udp_round_trip_share_us": round(udp_us, 1),
-        },
+        }
+    rekeys = [rekey_cost(n, repeat) for n in members]
+    slope = (rekeys[-1]["rekey_us"] - rekeys[0]["rekey_us"]) / (members[-1] - members[0])
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "load_avg": os.getloadavg(),
+        "registration": registration,
         "rekey": rekeys,
         "rekey_slope_us_per_member": round(slope, 4),
-        "gm": gm,
+        "gm": gm_rekey_cost(repeat),
     }
-    r = report["registration"]
-    print(
-        f"registrations/s on one core: {r['per_second_one_core']} "  # type: ignore[index]
-        f"(ceiling {r['ceiling_per_second']}/s, ratio {r['ratio_to_ceiling']})"
-    )  # type: ignore[index]
-    for row in rekeys:
+
+
+def print_table(report: dict[str, Any]) -> None:
+    """The report in a few lines."""
+    for r in report["registration"].values():
+        print(
+            f"registrations/s on one core, {r['auth']}: {r['per_second_one_core']} "
+            f"(ceiling {r['ceiling_per_second']}/s, ratio {r['ratio_to_ceiling']})"
+        )
+    for row in report["rekey"]:
         print(
             f"N={row['members']:5}: rekey {row['rekey_us']:8.1f} µs CPU; eviction "
             f"{row['eviction_us']:8.1f} µs, {row['eviction_wrapped_keys']} wrapped keys, "
             f"{row['eviction_octets']} octets"
         )
-    print(f"rekey CPU slope: {slope:.4f} µs per member")
+    print(f"rekey CPU slope: {report['rekey_slope_us_per_member']:.4f} µs per member")
+    gm = report["gm"]
     print(
         f"GM per rekey: {gm['gm_rekey_us']} µs vs raw verify+decrypt+unwrap "
         f"{gm['raw_verify_decrypt_unwrap_us']} µs (ratio {gm['ratio']})"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="results/bench", help="output folder")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (for CI smoke)")
+    args = parser.parse_args()
+    report = run(args.quick)
+    print_table(report)
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench-gcks.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -308,13 +308,10 @@ def bench_bird(rounds: int, workdir: Path) -> dict[str, Any] | None:
     return report
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="results/bench", help="output folder")
-    parser.add_argument("--rounds", type=int, default=50, help="rekeys per protocol")
-    args = parser.parse_args()
+def run(rounds: int = 50) -> dict[str, Any]:
+    """Both sink benchmarks with ``rounds`` rekeys each (root); return the report."""
     if os.geteuid() != 0:
-        sys.exit("bench_sinks needs root (network namespaces, routing daemons)")
+        raise PermissionError("bench_sinks needs root (network namespaces, routing daemons)")
     report: dict[str, Any] = {
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -322,12 +319,16 @@ def main() -> None:
         "load_avg_before": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory(prefix="mrkm-bench-sinks-") as tmp:
-        report["frr"] = bench_frr(args.rounds, Path(tmp) / "frr")
-        bird = bench_bird(args.rounds, Path(tmp) / "bird")
+        report["frr"] = bench_frr(rounds, Path(tmp) / "frr")
+        bird = bench_bird(rounds, Path(tmp) / "bird")
         if bird is not None:
             report["bird"] = bird
     report["load_avg_after"] = os.getloadavg()
+    return report
 
+
+def print_table(report: dict[str, Any]) -> None:
+    """The FRR and BIRD figures, median / p99 in ms."""
     frr = report["frr"]
     print(f"FRR sink, {frr['rounds']} rekeys per protocol (ms, median / p99):")
     for key, label in (
@@ -344,6 +345,18 @@ def main() -> None:
         f"  router calls per rekey: {frr['router_calls_per_rekey']}; "
         f"install / bare (median): {frr['ratio_median_install_to_bare']}"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="results/bench", help="output folder")
+    parser.add_argument("--rounds", type=int, default=50, help="rekeys per protocol")
+    args = parser.parse_args()
+    try:
+        report = run(args.rounds)
+    except PermissionError as exc:
+        sys.exit(str(exc))
+    print_table(report)
     out = REPO / args.out / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench-sinks.json").write_text(json.dumps(report, indent=2) + "\n")

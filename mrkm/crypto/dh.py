@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
+from mrkm.crypto.errors import UnsupportedTransform
 from mrkm.errors import CryptoError
 from mrkm.wire.registry import DhGroup
 
@@ -115,7 +116,7 @@ def public_len(group: int) -> int:
     try:
         return _PUBLIC_LEN[group]
     except KeyError:
-        raise ValueError(_unsupported(group)) from None
+        raise UnsupportedTransform(_unsupported(group)) from None
 
 
 def _unsupported(group: int) -> str:
@@ -158,7 +159,7 @@ def generate(group: int, rng: Callable[[int], bytes]) -> DhPrivate:
         exponent = 2 + int.from_bytes(_draw(rng, _MODP_EXPONENT_LEN), "big") % (MODP_2048_PRIME - 3)
         y = pow(MODP_2048_GENERATOR, exponent, MODP_2048_PRIME)
         return DhPrivate(group, ModpPrivateKey(exponent), y.to_bytes(_MODP_LEN, "big"))
-    raise ValueError(_unsupported(group))
+    raise UnsupportedTransform(_unsupported(group))
 
 
 def shared_secret(priv: DhPrivate, peer_public: bytes) -> bytes:

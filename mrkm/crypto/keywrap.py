@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.keywrap import (
     aes_key_wrap_with_padding,
 )
 
+from mrkm.crypto.errors import UnsupportedTransform
 from mrkm.errors import BadLength, IntegrityCheckFailed
 from mrkm.wire.registry import KwaId
 
@@ -43,7 +44,9 @@ def kwk_len(kwa_id: int) -> int:
         return _KWK_LEN[kwa_id]
     except KeyError:
         known = ", ".join(f"{KwaId(k).name}={k}" for k in _KWK_LEN)
-        raise ValueError(f"unsupported key wrap algorithm {kwa_id} (supported: {known})") from None
+        raise UnsupportedTransform(
+            f"unsupported key wrap algorithm {kwa_id} (supported: {known})"
+        ) from None
 
 
 def _check_kwk(kwa_id: int, kwk: bytes) -> None:

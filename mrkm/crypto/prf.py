@@ -12,6 +12,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.hmac import HMAC
 
+from mrkm.crypto.errors import UnsupportedTransform
 from mrkm.wire.registry import PrfId
 
 __all__ = [
@@ -38,7 +39,9 @@ def _hash_for(prf_id: int) -> hashes.HashAlgorithm:
         return _HASHES[prf_id]()
     except KeyError:
         known = ", ".join(f"{PrfId(i).name}={i}" for i in _HASHES)
-        raise ValueError(f"unsupported PRF transform ID {prf_id} (supported: {known})") from None
+        raise UnsupportedTransform(
+            f"unsupported PRF transform ID {prf_id} (supported: {known})"
+        ) from None
 
 
 def prf_output_len(prf_id: int) -> int:

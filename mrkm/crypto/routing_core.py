@@ -20,6 +20,7 @@ from typing import Literal
 
 from cryptography.hazmat.primitives import hashes, hmac
 
+from mrkm.crypto.errors import UnsupportedTransform
 from mrkm.wire.registry import IntegId
 
 __all__ = [
@@ -77,7 +78,7 @@ def _integ(integ_id: int) -> IntegId:
     try:
         return IntegId(integ_id)
     except ValueError:
-        raise ValueError(f"unknown integrity transform {integ_id}") from None
+        raise UnsupportedTransform(f"unknown integrity transform {integ_id}") from None
 
 
 def digest_len(integ_id: int) -> int:
@@ -91,7 +92,7 @@ def digest_len(integ_id: int) -> int:
     integ = _integ(integ_id)
     alg = _ROUTING.get(integ) or _IPSEC.get(integ)
     if alg is None:
-        raise ValueError(f"{integ.name} has no digest")
+        raise UnsupportedTransform(f"{integ.name} has no digest")
     return alg.output_len
 
 
@@ -100,7 +101,7 @@ def routing_algorithm(integ_id: int) -> DigestAlgorithm:
     integ = _integ(integ_id)
     alg = _ROUTING.get(integ)
     if alg is None:
-        raise ValueError(f"{integ.name} is not a routing-protocol digest")
+        raise UnsupportedTransform(f"{integ.name} is not a routing-protocol digest")
     return alg
 
 
@@ -109,7 +110,7 @@ def ipsec_algorithm(integ_id: int) -> DigestAlgorithm:
     integ = _integ(integ_id)
     alg = _IPSEC.get(integ)
     if alg is None:
-        raise ValueError(f"{integ.name} is not an AH integrity transform")
+        raise UnsupportedTransform(f"{integ.name} is not an AH integrity transform")
     return alg
 
 

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hmac import HMAC
 
+from mrkm.crypto.errors import UnsupportedTransform
 from mrkm.errors import BadLength, IntegrityCheckFailed
 from mrkm.wire.registry import EncrId, IntegId
 
@@ -75,24 +76,24 @@ class SkSuite:
 
     def __post_init__(self) -> None:
         if self.encr_id not in (EncrId.ENCR_AES_GCM_16, EncrId.ENCR_AES_CBC):
-            raise ValueError(
+            raise UnsupportedTransform(
                 f"unsupported SK encryption transform {self.encr_id}: MRKM supports "
                 f"ENCR_AES_GCM_16={int(EncrId.ENCR_AES_GCM_16)} and "
                 f"ENCR_AES_CBC={int(EncrId.ENCR_AES_CBC)}"
             )
         if self.encr_key_bits not in _AES_KEY_BITS:
-            raise ValueError(
+            raise UnsupportedTransform(
                 f"AES Key Length must be 128, 192 or 256 bits, got {self.encr_key_bits}"
             )
         if self.encr_id == EncrId.ENCR_AES_GCM_16:
             if self.integ_id != IntegId.NONE:
-                raise ValueError(
+                raise UnsupportedTransform(
                     "ENCR_AES_GCM_16 is an AEAD cipher and takes no INTEG transform "
                     f"(got integ_id {self.integ_id}; RFC 5282 §8)"
                 )
         elif self.integ_id not in _INTEG:
             known = ", ".join(f"{IntegId(i).name}={i}" for i in _INTEG)
-            raise ValueError(
+            raise UnsupportedTransform(
                 f"ENCR_AES_CBC needs an INTEG transform, one of {known}; got {self.integ_id}"
             )
 
