@@ -595,6 +595,10 @@ def _record(report: FuzzReport, runner: Runner, data: bytes) -> None:
             report.failures[key] = data.hex()
 
 
+#: Inputs the memory soak feeds at least, whatever the time budget.
+SOAK_MIN_INPUTS = 100
+
+
 def fuzz_hypothesis(target: Target, budget: float, soak: float = 0.25) -> FuzzReport:
     """Run one target for ``budget`` seconds; never raises for findings.
 
@@ -628,13 +632,16 @@ def fuzz_hypothesis(target: Target, budget: float, soak: float = 0.25) -> FuzzRe
     gc.collect()
     tracemalloc.start()
     try:
-        warmed = False
-        while (now := time.monotonic()) < soak_end:
-            if not warmed and now >= warm_at:
+        warmed, fed = False, 0
+        # Time-boxed, but never fewer than SOAK_MIN_INPUTS (a fifth before the
+        # warm-up reading): on a loaded host a short soak would measure nothing.
+        while (now := time.monotonic()) < soak_end or fed < SOAK_MIN_INPUTS:
+            if not warmed and now >= warm_at and fed >= SOAK_MIN_INPUTS // 5:
                 gc.collect()
                 report.memory_after_warmup_kib = tracemalloc.get_traced_memory()[0] / 1024
                 warmed = True
             _record(report, runner, mutate(seeds, rnd.randrange(len(seeds)), rnd))
+            fed += 1
         gc.collect()
         current, peak = tracemalloc.get_traced_memory()
     finally:
