@@ -18,8 +18,10 @@ A GCKS file::
       multicast_ttl: 16              # IP_MULTICAST_TTL of GSA_REKEY
     groups:
       - name: ospfv2-area0           # the IDg (ID_KEY_ID) members register for
-        protocol: ospfv2             # ospfv2 | ospfv3
+        protocol: ospfv2             # ospfv2 | ospfv3 | pim (AH, RFC 5796)
         algorithm: hmac-sha-256      # md5 | hmac-sha-1 | hmac-sha-256 | -384 | -512
+                                     # pim: hmac-sha-256 (AUTH_HMAC_SHA2_256_128)
+                                     #      or hmac-sha-1 (AUTH_HMAC_SHA1_96)
         lifetime: 600                # s, GSA_KEY_LIFETIME of each routing key
         rekey_margin: 60             # s before a key expires that its successor is sent
         atd: 5                       # s, GWP_ATD: receivers start sending the new key
@@ -66,6 +68,8 @@ import yaml
 __all__ = [
     "ALGORITHMS",
     "IKE_PORT",
+    "PIM_ALGORITHMS",
+    "PROTOCOLS",
     "ConfigError",
     "GcksConfig",
     "GmConfig",
@@ -74,6 +78,7 @@ __all__ = [
     "load_gcks_config",
     "load_gm_config",
     "parse_endpoint",
+    "parse_group",
 ]
 
 # Routing digest name -> key length in octets (RFC 5709 §3.3: L octets; MD5 16).
@@ -84,7 +89,11 @@ ALGORITHMS: dict[str, int] = {
     "hmac-sha-384": 48,
     "hmac-sha-512": 64,
 }
-PROTOCOLS = ("ospfv2", "ospfv3")
+PROTOCOLS = ("ospfv2", "ospfv3", "pim")
+# PIM is protected with AH (RFC 5796 §3, RFC 4302), whose integrity transforms are
+# the truncated IPsec HMACs: hmac-sha-256 means AUTH_HMAC_SHA2_256_128 (RFC 4868)
+# and hmac-sha-1 AUTH_HMAC_SHA1_96 (RFC 2404); the keys are as long as for OSPF.
+PIM_ALGORITHMS = ("hmac-sha-256", "hmac-sha-1")
 
 
 class ConfigError(ValueError):
@@ -166,7 +175,11 @@ class GroupConfig:
 
     def __post_init__(self) -> None:
         w = self.where
-        _need(bool(self.name) and len(self.name) <= 64, f"{w}.name", "1 to 64 characters")
+        _need(
+            isinstance(self.name, str) and 1 <= len(self.name) <= 64,
+            f"{w}.name",
+            "1 to 64 characters of text",
+        )
         _need(
             self.protocol in PROTOCOLS,
             f"{w}.protocol",
@@ -182,12 +195,22 @@ class GroupConfig:
             f"{w}.algorithm",
             "the OSPFv3 trailer (RFC 7166) has no Keyed-MD5",
         )
-        _need(self.lifetime >= 10, f"{w}.lifetime", "must be at least 10 seconds")
         _need(
-            0 <= self.atd <= 0xFFFF and 0 <= self.dtd <= 0xFFFF,
-            f"{w}.atd",
-            "ATD and DTD are 16-bit seconds (RFC 9838 §4.4.3)",
+            self.protocol != "pim" or self.algorithm in PIM_ALGORITHMS,
+            f"{w}.algorithm",
+            f"{self.algorithm!r} cannot protect PIM: AH (RFC 5796, RFC 4302) takes "
+            "hmac-sha-256 (AUTH_HMAC_SHA2_256_128) or hmac-sha-1 (AUTH_HMAC_SHA1_96)"
+            + (", and has no Keyed-MD5" if self.algorithm == "md5" else ""),
         )
+        _need(self.lifetime >= 10, f"{w}.lifetime", "must be at least 10 seconds")
+        for name in ("atd", "dtd"):
+            value = getattr(self, name)
+            _need(
+                isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFFFF,
+                f"{w}.{name}",
+                f"{value!r}: GWP_ATD and GWP_DTD are whole 16-bit seconds "
+                "(0 to 65535, RFC 9838 §4.4.3)",
+            )
         _need(
             self.atd < self.lifetime,
             f"{w}.atd",
@@ -322,6 +345,10 @@ class GmConfig:
     registration_timeout: float = 30.0  # s, one attempt's budget before starting over
     retry_delay: float = 5.0  # s, base back-off before a new attempt after a failure
     repair_margin: float = 10.0  # s before a key expires without successor: re-register
+    # s without any authenticated GSA_REKEY or heartbeat of a group before the GM
+    # registers again (a partition or a lost rekey tree); 0 = off. Set it above
+    # the GCKS's heartbeat interval (groups[].heartbeat), e.g. 2.5 times it.
+    liveness: float = 0.0
     certificate: Path | None = None  # PEM, our certificate (SAN dNSName = identity)
     key: Path | None = None  # PEM, its private key (Ed25519 or ECDSA P-256)
     ca: Path | None = None  # PEM, the CA that issued the GCKS's certificate
@@ -344,6 +371,7 @@ class GmConfig:
             "gm.registration_timeout",
             "must exceed the first retransmission",
         )
+        _need(self.liveness >= 0, "gm.liveness", "must be 0 (off) or seconds > 0")
         _need(
             (self.certificate is None) == (self.key is None),
             "gm.key" if self.key is None else "gm.certificate",
@@ -386,6 +414,18 @@ def _read_yaml(path: Path) -> Mapping[str, Any]:
     return _mapping(data, str(path))
 
 
+# Group fields that must be numbers (seconds, or the port); atd and dtd are
+# checked as whole seconds by GroupConfig itself.
+_GROUP_NUMBERS = ("lifetime", "rekey_margin", "heartbeat", "prime", "rekey_port")
+
+
+def parse_group(data: Any, where: str) -> GroupConfig:
+    """One ``groups[]`` entry, checked; ConfigError names the field (e.g. ``groups[0].atd``).
+
+    The testbed checks a scenario's groups with it before building anything."""
+    return _group(_mapping(data, where), where)
+
+
 def _group(data: Mapping[str, Any], where: str) -> GroupConfig:
     fields = {
         "name",
@@ -414,10 +454,23 @@ def _group(data: Mapping[str, Any], where: str) -> GroupConfig:
     kwargs: dict[str, Any] = {
         k: data[k] for k in fields - {"psk", "members", "copies"} if k in data
     }
+    for key in _GROUP_NUMBERS:
+        value = data.get(key, 0)
+        _need(
+            isinstance(value, int | float) and not isinstance(value, bool),
+            f"{where}.{key}",
+            f"{value!r} is not a number",
+        )
+    raw_copies = data.get("copies", GroupConfig.copies)
+    _need(isinstance(raw_copies, list | tuple), f"{where}.copies", "expected a list of seconds")
+    try:
+        copies = tuple(float(c) for c in raw_copies)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}.copies: {raw_copies!r} is not a list of seconds") from None
     try:
         return GroupConfig(
             **kwargs,
-            copies=tuple(float(c) for c in data.get("copies", GroupConfig.copies)),
+            copies=copies,
             psk=_hex(data["psk"], f"{where}.psk") if "psk" in data else None,
             members=tuple(members),
             where=where,
@@ -485,8 +538,12 @@ def load_gcks_config(path: Path) -> GcksConfig:
         ),
         signing_key=_path(base, gcks, "signing_key"),
         state=_path(base, gcks, "state"),
-        cookie_threshold=int(gcks.get("cookie_threshold", 64)),
-        max_half_open=int(gcks.get("max_half_open", 4096)),
+        cookie_threshold=_number(gcks, "cookie_threshold", "gcks", int)
+        if "cookie_threshold" in gcks
+        else 64,
+        max_half_open=_number(gcks, "max_half_open", "gcks", int)
+        if "max_half_open" in gcks
+        else 4096,
         certificate=_path(base, gcks, "certificate"),
         ca=_path(base, gcks, "ca"),
         rekey_interface=str(gcks["rekey_interface"]) if "rekey_interface" in gcks else None,
@@ -499,7 +556,9 @@ def load_gcks_config(path: Path) -> GcksConfig:
 
 
 # Fields of gm.sinks entries that name files or sockets.
-_SINK_PATHS = frozenset({"path", "vty_socket", "socket", "config", "include", "pid_file"})
+_SINK_PATHS = frozenset(
+    {"path", "vty_socket", "socket", "config", "include", "pid_file", "keys", "status"}
+)
 
 
 def load_gm_config(path: Path) -> GmConfig:
@@ -513,6 +572,7 @@ def load_gm_config(path: Path) -> GmConfig:
         "registration_timeout",
         "retry_delay",
         "repair_margin",
+        "liveness",
     }
     allowed = timers | {
         "identity",

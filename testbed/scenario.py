@@ -46,6 +46,7 @@ from typing import Any
 
 import yaml
 
+from mrkm.config import ConfigError, parse_group
 from topologies.model import Topology
 
 __all__ = [
@@ -226,6 +227,10 @@ def parse_scenario(data: Any, where: str) -> Scenario:
             f"{where}: groups[{i}]",
             "expected a mapping with a name",
         )
+        try:  # the GCKS's own checks, before any network is built
+            parse_group(group, f"{where}: groups[{i}]")
+        except ConfigError as exc:
+            raise ScenarioError(str(exc)) from None
     names = {g["name"] for g in groups}
     timeline = tuple(
         action

@@ -74,6 +74,24 @@ def test_lost_rekey_is_repaired_by_re_registration() -> None:
     assert repairs and "near expiry" in repairs[0].reason
 
 
+def test_a_silent_rekey_tree_triggers_repair_after_the_liveness_time() -> None:
+    # Heartbeats every 5 s; the GM re-registers after 12 s without any of them.
+    group = make_group(2, heartbeat=5, lifetime=600.0, rekey_margin=60.0)
+    h = Harness(2, group=group, gm_overrides={"liveness": 12.0})
+    h.run_until(T0 + 20)
+    assert not [e for e in h.events if isinstance(e, ev.RepairScheduled)]  # heartbeats arrive
+    victim_addr = next(iter(h.gms))
+    # A partition: nothing multicast reaches the victim any more (unicast still does).
+    h.drop_filter = lambda data, src, dst: dst == victim_addr and data[18] == 41
+    cut = h.now
+    h.gcks.rekey("ospfv2-area0", h.now, reason="manual")
+    h.run_until(cut + 30)
+    repairs = [e for e in h.events if isinstance(e, ev.RepairScheduled)]
+    assert repairs and repairs[0].reason.startswith("no rekey or heartbeat for")
+    assert 12 <= repairs[0].time - cut <= 12 + 5  # liveness after the last heartbeat heard
+    assert holds(h.gms[victim_addr], newest_key(h), h.now)  # repaired by registering again
+
+
 def test_unauthorized_member_is_refused_and_retries_slowly() -> None:
     h = Harness(2, group=make_group(1))  # only r0 is on the authorization list
     h.run_until(T0 + 5)

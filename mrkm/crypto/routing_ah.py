@@ -14,6 +14,7 @@ numbers are not supported: multi-sender group SAs cannot use them (RFC 9838
 from __future__ import annotations
 
 import hmac as _stdlib_hmac
+import struct
 from dataclasses import dataclass
 
 from mrkm.crypto.routing_core import hmac_bytes, ipsec_algorithm
@@ -27,7 +28,9 @@ __all__ = [
     "ah_decode_header",
     "ah_encode_header",
     "ah_icv",
+    "ah_parse_ipv4",
     "ah_protect_ipv4",
+    "ah_strip_ipv4",
     "ah_verify",
 ]
 
@@ -36,6 +39,10 @@ IPPROTO_AH = 51
 #: Next Header, Payload Len, Reserved, SPI, Sequence Number: the octets before the ICV.
 AH_FIXED_LEN = 12
 _IPV4_MIN_HEADER = 20
+# Fixed AH fields (§2): Next Header, Payload Len, Reserved, SPI, Sequence Number.
+_AH_FIXED = struct.Struct("!BBHII")
+# IPv4 (RFC 791 §3.1): version/IHL, total length and protocol, skipping the rest.
+_IPV4_FIELDS = struct.Struct("!BxH5xB")
 
 # IPv4 options whose value does not change in transit and so stays in the ICV
 # (RFC 4302 App. A.1): EOL, NOP, Security, Extended Security, Commercial
@@ -106,18 +113,17 @@ def ah_decode_header(data: bytes) -> AhHeader:
     :class:`~mrkm.errors.DecodeError` subclasses if the header is cut short,
     its Payload Len is below the fixed part, or its Reserved field is nonzero.
     """
-    buf = Buffer(data)
-    next_header = buf.pull_uint8("AH next header")
-    payload_len = buf.pull_uint8("AH payload length")
-    reserved = buf.pull_uint16("AH reserved")
-    spi = buf.pull_uint32("AH SPI")
-    sequence = buf.pull_uint32("AH sequence number")
+    if len(data) < AH_FIXED_LEN:
+        raise Truncated(f"AH header: needs {AH_FIXED_LEN} octets, {len(data)} left")
+    next_header, payload_len, reserved, spi, sequence = _AH_FIXED.unpack_from(data)
     length = (payload_len + 2) * 4
     if length < AH_FIXED_LEN:
         raise BadLength(f"AH Payload Len {payload_len}: header shorter than 12 octets")
     if reserved != 0:
         raise BadValue(f"AH reserved field {reserved:#x}, must be zero (§2.3)")
-    icv = buf.pull_bytes(length - AH_FIXED_LEN, "AH ICV")
+    if length > len(data):
+        raise Truncated(f"AH ICV: needs {length - AH_FIXED_LEN} octets, {len(data) - 12} left")
+    icv = bytes(data[AH_FIXED_LEN:length])
     return AhHeader(next_header=next_header, spi=spi, sequence=sequence, icv=icv)
 
 
@@ -160,12 +166,9 @@ def _zero_mutable_ipv4_header(header: bytes) -> bytes:
 
 def _pull_ipv4_with_ah(ipv4_packet: bytes) -> _Ipv4WithAh:
     """Split an IPv4 packet whose protocol is AH into header, AH and payload (RFC 791)."""
-    buf = Buffer(ipv4_packet)
-    version_ihl = buf.pull_uint8("IPv4 version/IHL")
-    buf.pull_uint8("IPv4 TOS")
-    total_length = buf.pull_uint16("IPv4 total length")
-    buf.pull_bytes(5, "IPv4 identification/flags/TTL")
-    protocol = buf.pull_uint8("IPv4 protocol")
+    if len(ipv4_packet) < _IPV4_MIN_HEADER:
+        raise Truncated(f"IPv4 header: needs 20 octets, {len(ipv4_packet)} left")
+    version_ihl, total_length, protocol = _IPV4_FIELDS.unpack_from(ipv4_packet)
     if version_ihl >> 4 != 4:
         raise BadValue(f"IP version {version_ihl >> 4}, expected 4")
     header_len = (version_ihl & 0x0F) * 4
@@ -180,6 +183,14 @@ def _pull_ipv4_with_ah(ipv4_packet: bytes) -> _Ipv4WithAh:
     packet = ipv4_packet[:total_length]  # octets past Total Length are link padding
     ah = ah_decode_header(packet[header_len:])
     return _Ipv4WithAh(packet=packet, header_len=header_len, ah=ah)
+
+
+def ah_parse_ipv4(ipv4_packet_with_ah: bytes) -> AhHeader:
+    """The AH header of an IPv4 packet whose protocol is AH, unverified (for SPI lookup).
+
+    Raises :class:`~mrkm.errors.DecodeError` subclasses for a malformed packet.
+    """
+    return _pull_ipv4_with_ah(ipv4_packet_with_ah).ah
 
 
 def _compute_icv(integ_id: int, key: bytes, parsed: _Ipv4WithAh) -> bytes:
@@ -230,7 +241,7 @@ def ah_verify(integ_id: int, key: bytes, ipv4_packet_with_ah: bytes) -> AhHeader
 
 def _ipv4_checksum(header: bytes) -> int:
     # RFC 791 §3.1 / RFC 1071: one's complement of the one's complement sum of 16-bit words.
-    total = sum(int.from_bytes(header[i : i + 2], "big") for i in range(0, len(header), 2))
+    total: int = sum(struct.unpack(f"!{len(header) // 2}H", header))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -247,10 +258,9 @@ def ah_protect_ipv4(
     ``ipv4_packet`` raises :class:`~mrkm.errors.DecodeError` subclasses.
     """
     alg = ipsec_algorithm(integ_id)
-    buf = Buffer(ipv4_packet)
-    version_ihl = buf.pull_uint8("IPv4 version/IHL")
-    buf.pull_uint8("IPv4 TOS")
-    total_length = buf.pull_uint16("IPv4 total length")
+    if len(ipv4_packet) < 4:
+        raise Truncated(f"IPv4 header: needs 20 octets, {len(ipv4_packet)} left")
+    version_ihl, total_length = struct.unpack_from("!BxH", ipv4_packet)
     header_len = (version_ihl & 0x0F) * 4
     if version_ihl >> 4 != 4:
         raise BadValue(f"IP version {version_ihl >> 4}, expected 4")
@@ -270,3 +280,21 @@ def ah_protect_ipv4(
     icv = ah_icv(integ_id, key, unsigned)
     start = header_len + AH_FIXED_LEN
     return unsigned[:start] + icv + unsigned[start + len(icv) :]
+
+
+def ah_strip_ipv4(ipv4_packet_with_ah: bytes) -> bytes:
+    """Remove AH from an IPv4 transport-mode packet: the inverse of :func:`ah_protect_ipv4`.
+
+    The IPv4 Protocol becomes AH's Next Header, Total Length shrinks by the AH
+    length and the header checksum is recomputed (RFC 4302 §3.4.4: after a
+    successful check the packet goes on as if AH had never been there). Call
+    it only after :func:`ah_verify`; it checks nothing but the framing.
+    """
+    parsed = _pull_ipv4_with_ah(ipv4_packet_with_ah)
+    packet, hlen = parsed.packet, parsed.header_len
+    header = bytearray(packet[:hlen])
+    header[2:4] = (len(packet) - parsed.ah.length).to_bytes(2, "big")
+    header[9] = parsed.ah.next_header
+    header[10:12] = b"\x00\x00"
+    header[10:12] = _ipv4_checksum(bytes(header)).to_bytes(2, "big")
+    return bytes(header) + packet[hlen + parsed.ah.length :]

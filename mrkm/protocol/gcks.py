@@ -63,7 +63,19 @@ _INTEG = {
     "hmac-sha-384": IntegId.ROUTING_HMAC_SHA384,
     "hmac-sha-512": IntegId.ROUTING_HMAC_SHA512,
 }
-_PROTOCOL = {"ospfv2": ProtocolId.OSPFV2, "ospfv3": ProtocolId.OSPFV3_TRAILER}
+# PIM is protected with AH (RFC 5796): the same names mean the truncated IPsec HMACs.
+_AH_INTEG = {
+    "hmac-sha-1": IntegId.AUTH_HMAC_SHA1_96,
+    "hmac-sha-256": IntegId.AUTH_HMAC_SHA2_256_128,
+}
+_PROTOCOL = {
+    "ospfv2": ProtocolId.OSPFV2,
+    "ospfv3": ProtocolId.OSPFV3_TRAILER,
+    "pim": ProtocolId.AH,
+}
+# RFC 4302 §2.4: SPIs 1-255 are reserved by IANA and 0 is local; AH SPIs are 32 bits.
+AH_SPI_MIN = 256
+_SPI_DRAWS = 64  # random draws before giving up on finding a free AH SPI
 # RFC 2328 App. D: OSPFv2 Key IDs are 8 bits. RFC 7166 SA IDs are 16 bits, but
 # BIRD 2.0.12 takes password ids 0-255 only, so OSPFv3 ids wrap at 255 as well.
 _KEY_ID_SPACE = {"ospfv2": 255, "ospfv3": 255}
@@ -72,6 +84,11 @@ IKE_SA_LINGER = 10.0  # s an established registration SA is kept for retransmits
 # GSA_REGISTRATION notifies that mean "remove me from this group" (RFC 9838 §2.3.2).
 _LEAVE_NOTIFIES = (NotifyType.REGISTRATION_FAILED, NotifyType.NO_PROPOSAL_CHOSEN)
 FOLLOW_UP_DELAY = 0.5  # s after an eviction rekey's last copy before the new TEK is sent
+
+
+def _integ(cfg: GroupConfig) -> int:
+    """The INTEG transform ID of a group's routing key."""
+    return _AH_INTEG[cfg.algorithm] if cfg.protocol == "pim" else _INTEG[cfg.algorithm]
 
 
 @dataclass
@@ -180,11 +197,7 @@ class KeyServer:
             rekey_address=cfg.rekey_address,
             rekey_port=cfg.rekey_port,
             signature_alg_id=self._alg_id,
-            teks=(
-                TekPolicy(
-                    _PROTOCOL[cfg.protocol], _INTEG[cfg.algorithm], max(1, int(cfg.lifetime))
-                ),
-            ),
+            teks=(TekPolicy(_PROTOCOL[cfg.protocol], _integ(cfg), max(1, int(cfg.lifetime))),),
             atd=cfg.atd if atd is None else atd,
             dtd=cfg.dtd,
         )
@@ -205,18 +218,34 @@ class KeyServer:
         in_use = {int.from_bytes(t.key.spi, "big") for t in group.live_teks(now)}
         last = int.from_bytes(group.teks[-1].key.spi, "big") if group.teks else 0
         key_id = group.reserved_id if group.reserved_id not in (None, *in_use) else None
-        key_id = key_id or self._free_id(cfg.protocol, last, in_use, cfg.name)
-        group.reserved_id = self._free_id(cfg.protocol, key_id, in_use | {key_id}, cfg.name)
-        size = 1 if cfg.protocol == "ospfv2" else 2
+        if cfg.protocol == "pim":
+            key_id = key_id or self._random_spi(in_use, cfg.name)
+            group.reserved_id = self._random_spi(in_use | {key_id}, cfg.name)
+        else:
+            key_id = key_id or self._free_id(cfg.protocol, last, in_use, cfg.name)
+            group.reserved_id = self._free_id(cfg.protocol, key_id, in_use | {key_id}, cfg.name)
+        size = {"ospfv2": 1, "ospfv3": 2, "pim": 4}[cfg.protocol]
         key = RoutingKey(
             _PROTOCOL[cfg.protocol],
             key_id.to_bytes(size, "big"),
-            _INTEG[cfg.algorithm],
+            _integ(cfg),
             self._rng(cfg.key_len),
             int(cfg.lifetime),
             group.reserved_id.to_bytes(size, "big"),
         )
         return _Tek(key, now, now + cfg.lifetime)
+
+    def _random_spi(self, in_use: set[int], name: str) -> int:
+        """A random AH SPI (RFC 4302 §2.4: 32 bits, at least 256) no live key uses.
+
+        Drawn from the injected rng, so that tests are reproducible and the
+        next SPI cannot be guessed from the current one.
+        """
+        for _ in range(_SPI_DRAWS):
+            spi = int.from_bytes(self._rng(4), "big")
+            if spi >= AH_SPI_MIN and spi not in in_use:
+                return spi
+        raise MrkmError(f"group {name}: no free AH SPI in {_SPI_DRAWS} random draws")
 
     @staticmethod
     def _free_id(protocol: str, after: int, in_use: set[int], name: str) -> int:

@@ -91,6 +91,7 @@ class _Membership:
     auth_key: bytes | None = None
     signature_alg: bytes | None = None
     last_message_id: int = -1
+    last_heard: float = 0.0  # last authenticated registration, rekey or heartbeat
     atd: float = 0.0
     dtd: float = 0.0
     newest_expiry: float = 0.0
@@ -140,6 +141,8 @@ class GroupMember:
             times += [t for t in (g.retransmit_at, g.retry_at) if t is not None]
             if g.state is GmState.GM_MEMBER and g.retry_at is None:
                 times.append(self._repair_at(g))
+                if self.config.liveness > 0:
+                    times.append(g.last_heard + self.config.liveness)
         expiry = [r.accept_end for r in self.key_table.rows.values()]
         return min(times + expiry) if times or expiry else None
 
@@ -153,6 +156,13 @@ class GroupMember:
                 self._retransmit(group, now)
             elif group.state is GmState.GM_MEMBER and self._repair_at(group) <= now:
                 self.schedule_repair(group.name, now, "keys near expiry without a rekey")
+            elif (
+                group.state is GmState.GM_MEMBER
+                and self.config.liveness > 0
+                and group.last_heard + self.config.liveness <= now
+            ):
+                silent = now - group.last_heard
+                self.schedule_repair(group.name, now, f"no rekey or heartbeat for {silent:.1f} s")
         for _row in self.key_table.expire(now):
             self._count("keys_expired")
 
@@ -324,6 +334,7 @@ class GroupMember:
         group.last_message_id = max(group.last_message_id, floor) if same_sa else floor
         self._take(group, received, gsa, now, registration=True)
         group.state = GmState.GM_MEMBER
+        group.last_heard = now
         group.initiator = None
         self._events.append(
             ev.RegistrationCompleted(
@@ -416,6 +427,7 @@ class GroupMember:
             self._count("rekey_rejected")
             self._events.append(ev.RekeyRejected(now, group.name, f"{type(exc).__name__}: {exc}"))
             return
+        group.last_heard = now  # authenticated: the GCKS reaches us
         if message_id <= group.last_message_id:  # RFC 9838 §8.2.4: copy or replay
             self._count("rekey_duplicates")
             self._events.append(ev.RekeyDuplicate(now, group.name, message_id))

@@ -9,6 +9,10 @@ SA's GSK_w.
 
 MRKM's routing TEKs use private protocol IDs: OSPFv2 (201) with the Key ID
 as a 1-octet SPI, the OSPFv3 trailer (202) with the SA ID as a 2-octet SPI.
+PIM uses IANA's AH (2) as RFC 5796 does: a 4-octet SPI, transport mode,
+selector 224.0.0.13 / IP protocol 103, an IPsec integrity transform and the
+SN transform "32-bit Unspecified Numbers", which RFC 9838 §4.4.2.1.3
+requires for SAs with many senders (every PIM router sends on it).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from mrkm.wire.registry import (
     KwaId,
     MemberKeyBagAttr,
     ProtocolId,
+    SnId,
     TransformAttr,
     TransformType,
     TsType,
@@ -62,6 +67,8 @@ __all__ = [
 
 IPPROTO_UDP = 17
 IPPROTO_OSPF = 89
+IPPROTO_PIM = 103
+ALL_PIM_ROUTERS = "224.0.0.13"  # RFC 7761 §4.9, the destination AH protects (RFC 5796 §3)
 
 # Key length of each routing digest: RFC 5709 §3.3 wants L octets for HMAC-SHA
 # (BIRD 2.0.12 and RFC 5709 only agree on such keys); Keyed-MD5 takes 16.
@@ -71,7 +78,15 @@ ROUTING_KEY_LEN: dict[int, int] = {
     IntegId.ROUTING_HMAC_SHA256: 32,
     IntegId.ROUTING_HMAC_SHA384: 48,
     IntegId.ROUTING_HMAC_SHA512: 64,
+    # AH for PIM (RFC 5796): the IPsec HMACs take keys of the hash's length
+    # (RFC 2404 §3, RFC 4868 §2.1.1).
+    IntegId.AUTH_HMAC_SHA1_96: 20,
+    IntegId.AUTH_HMAC_SHA2_256_128: 32,
 }
+_AH_INTEG = frozenset({IntegId.AUTH_HMAC_SHA1_96, IntegId.AUTH_HMAC_SHA2_256_128})
+# RFC 9838 §4.4.2.1.3: AH/ESP SAs carry an SN transform; ESN must not be used for
+# multicast. MRKM sends "Unspecified" (many senders) and accepts 32-bit Sequential.
+_AH_SN_OK = frozenset({SnId.SEQ_32, SnId.UNSPECIFIED_32})
 
 
 @functools.lru_cache(maxsize=256)
@@ -94,8 +109,13 @@ class TekPolicy:
     def __post_init__(self) -> None:
         if self.integ not in ROUTING_KEY_LEN:
             raise ValueError(f"integ {self.integ}: not a routing digest MRKM can key")
-        if self.protocol not in (ProtocolId.OSPFV2, ProtocolId.OSPFV3_TRAILER):
+        if self.protocol not in (ProtocolId.OSPFV2, ProtocolId.OSPFV3_TRAILER, ProtocolId.AH):
             raise ValueError(f"protocol {self.protocol}: not a routing protocol MRKM keys")
+        if (self.protocol == ProtocolId.AH) != (self.integ in _AH_INTEG):
+            raise ValueError(
+                f"integ {self.integ} with protocol {self.protocol}: AH takes exactly the "
+                "IPsec HMACs (AUTH_HMAC_SHA1_96, AUTH_HMAC_SHA2_256_128)"
+            )
         if self.lifetime <= 0:
             raise ValueError("lifetime must be positive seconds")
 
@@ -185,13 +205,27 @@ def _rekey_policy(policy: GroupPolicy, keys: GroupKeys, registration: bool) -> G
 
 
 def _tek_policy(tek: RoutingKey) -> GsaPolicy:
-    # OSPFv2 hellos go to AllSPFRouters / AllDRouters (RFC 2328 App. A.1).
+    if tek.protocol == ProtocolId.AH:
+        # RFC 5796 §3: PIM link-local messages go to ALL-PIM-ROUTERS from any
+        # router of the link; transport-mode AH with INTEG and SN (RFC 9838
+        # §4.4.2.1: both mandatory for AH).
+        source = _v4_selector("0.0.0.0", "255.255.255.255", IPPROTO_PIM)
+        destination = _v4_selector(ALL_PIM_ROUTERS, ALL_PIM_ROUTERS, IPPROTO_PIM)
+        transforms: tuple[Transform, ...] = (
+            Transform(TransformType.INTEG, tek.integ),
+            Transform(TransformType.SN, SnId.UNSPECIFIED_32),
+        )
+    else:
+        # OSPFv2 hellos go to AllSPFRouters / AllDRouters (RFC 2328 App. A.1).
+        source = _v4_selector("0.0.0.0", "255.255.255.255", IPPROTO_OSPF)
+        destination = _v4_selector("224.0.0.5", "224.0.0.6", IPPROTO_OSPF)
+        transforms = (Transform(TransformType.INTEG, tek.integ),)
     return GsaPolicy(
         tek.protocol,
         tek.spi,
-        _v4_selector("0.0.0.0", "255.255.255.255", IPPROTO_OSPF),
-        _v4_selector("224.0.0.5", "224.0.0.6", IPPROTO_OSPF),
-        (Transform(TransformType.INTEG, tek.integ),),
+        source,
+        destination,
+        transforms,
         (
             Attribute(GsaAttr.GSA_KEY_LIFETIME, tek.lifetime.to_bytes(4, "big")),
             # RFC 9838 §4.4.2.2.3: lets a GM that sees this SPI in use, without
@@ -304,6 +338,8 @@ def read_group(
     teks = []
     for tek in gsa.data_policies:
         integ = _transform_id(tek, TransformType.INTEG)
+        if tek.protocol == ProtocolId.AH:
+            _check_ah(tek, integ)
         key = _unwrap_for(kd, tek, kwk, kwa)
         teks.append(RoutingKey(tek.protocol, tek.spi, integ, key, tek.lifetime or 0))
     wide = gsa.group_wide
@@ -317,6 +353,18 @@ def read_group(
         signature_alg,
         initial,
     )
+
+
+def _check_ah(policy: GsaPolicy, integ: int) -> None:
+    """An AH policy MRKM can use: an IPsec HMAC and a multicast-safe SN (RFC 9838 §4.4.2.1)."""
+    if integ not in _AH_INTEG:
+        raise BadValue(f"AH policy SPI {policy.spi.hex()}: INTEG {integ} is not an AH HMAC")
+    sn = _transform_id(policy, TransformType.SN)
+    if sn not in _AH_SN_OK:
+        raise BadValue(
+            f"AH policy SPI {policy.spi.hex()}: SN transform {sn} cannot be used for a "
+            "multicast SA (RFC 9838 §4.4.2.1.3)"
+        )
 
 
 def _transform_id(policy: GsaPolicy, ttype: int) -> int:

@@ -1,7 +1,8 @@
 """Router sinks: install a GM's key table rows into routing daemons (ARCHITECTURE.md).
 
 ``file`` writes JSON; ``frr`` drives vtysh; ``bird`` rewrites an included
-password file and runs ``birdc configure``. Each module documents its
+password file and runs ``birdc configure``; ``pim_ah`` hands PIM's AH SAs to
+the userspace AH shim (``python -m mrkm.sinks.pim_ah``) on NFQUEUE. Each module documents its
 rollover semantics. :func:`~mrkm.sinks.base.build_sinks` builds them from
 ``gm.sinks``.
 """
@@ -14,7 +15,7 @@ from mrkm.sinks.base import InstallResult, Sink, SinkError, build_sinks, registe
 
 __all__ = ["InstallResult", "Sink", "SinkError", "build_sinks", "load_all", "register_sink"]
 
-_MODULES = ("mrkm.sinks.file", "mrkm.sinks.frr", "mrkm.sinks.bird")
+_MODULES = ("mrkm.sinks.file", "mrkm.sinks.frr", "mrkm.sinks.bird", "mrkm.sinks.pim_ah")
 
 
 def load_all() -> None:

@@ -10,7 +10,7 @@ idempotent, makes one router call, and never decides policy (ARCHITECTURE.md,
 ``mrkm/sinks/``).
 
 Sinks are configured in the GM's YAML under ``gm.sinks``, a list of mappings
-with a ``type`` (``file``, ``frr``, ``bird``) and that sink's fields; every
+with a ``type`` (``file``, ``frr``, ``bird``, ``pim_ah``) and that sink's fields; every
 error names the field, e.g. ``gm.sinks[1].vty_socket``.
 """
 
