@@ -9,7 +9,7 @@ CAMPAIGN ?= example-loss
 TOPO     ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-fast check fmt run-scenario run-loopback campaign plots report regress fuzz bench-core bench bench-bringup clean clean-net
+.PHONY: help setup test test-fast check fmt run-scenario run-loopback campaign plots report regress fuzz bench-core bench bench-pim-ah bench-bringup clean clean-net
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,6 +58,11 @@ bench-core: $(STAMP)  ## µs per encode/decode and crypto op, next to raw `crypt
 
 bench: $(STAMP)  ## every benchmark in one run: results/bench/<UTC>/bench.json + plots (sinks need root)
 	PYTHONPATH=. $(PY) tools/bench_all.py
+	@if [ "$$(id -u)" = 0 ]; then PYTHONPATH=. $(PY) tools/bench_pim_ah.py; \
+	else echo "bench-pim-ah skipped: needs root"; fi
+
+bench-pim-ah: $(STAMP)  ## PIM AH shim: added latency per packet and packets/s vs NFQUEUE and bare kernel (root)
+	PYTHONPATH=. $(PY) tools/bench_pim_ah.py
 
 fuzz: $(STAMP)  ## fuzz every decoder and the GCKS/GM receive paths (BUDGET= s per target)
 	PYTHONPATH=. $(PY) tools/fuzz.py --budget $(or $(BUDGET),60) --engine $(or $(ENGINE),hypothesis)
