@@ -10,8 +10,9 @@ workdir (STYLE.md item 14):
   network, where PIM carries it to every router (ARCHITECTURE.md "Bootstrap").
 * :class:`GmNode` registers over its router's management interface and joins
   the rekey group on the router's GM bridge only
-  (``reference/pim-local-and-tshark.md`` §3); its ``frr`` sink keys the
-  router's OSPFv2 and OSPFv3 links.
+  (``reference/pim-local-and-tshark.md`` §3); the sinks its router names
+  (``frr``, or ``bird`` per protocol) key the router's OSPFv2 and OSPFv3
+  links.
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ class GcksNode(_Node):
 
 
 class GmNode(_Node):
-    """One router's group member with an ``frr`` sink on the router's OSPF links."""
+    """One router's group member with the sinks that key its router's OSPF links."""
 
     def __init__(
         self,
@@ -285,11 +286,24 @@ class GmNode(_Node):
         )
 
     def installed(self, protocol: str, key_id: int) -> bool:
-        """True once the router confirmed it sends with ``key_id`` (OSPFv2) or holds it in
-        its key chain (OSPFv3), from the ``router_install`` events."""
+        """True once the router confirmed ``key_id`` of ``protocol``, from the
+        ``router_install`` events: FRR sends with it (OSPFv2) or holds it in its key
+        chain (OSPFv3); BIRD holds it (sink ``bird``, after the GM's
+        ``keys_installed`` named the key for ``protocol``; BIRD itself starts
+        sending with it at its activation time)."""
         word = f"ospfv2 send={key_id};" if protocol == "ospfv2" else None
-        for event in self.events("router_install"):
-            if not event["ok"]:
+        events = self.events()
+        known: float | None = None  # when the GM first held key_id for protocol
+        for event in events:
+            if event["event"] == "keys_installed" and known is None:
+                rows = event.get("rows") or []
+                if any((r["protocol"], r["key_id"]) == (protocol, key_id) for r in rows):
+                    known = event["t"]
+            if event["event"] != "router_install" or not event["ok"]:
+                continue
+            if event.get("sink") == "bird":
+                if known is not None and event["t"] >= known and key_id in event["key_ids"]:
+                    return True
                 continue
             detail = str(event.get("detail", "")) + ";"
             if word is not None and word in detail:

@@ -1,8 +1,8 @@
-"""The network builder: a topology as Mininet hosts running FRR, plus the GCKS and GMs on it.
+"""The network builder: a topology as Mininet hosts running FRR or BIRD, plus the GCKS and GMs.
 
 :class:`Network` is a context manager. Entering it builds the network and
-starts FRR on every router; leaving it (normally, on an exception or on
-KeyboardInterrupt) stops the GMs, the GCKS and the FRR daemons by PID, runs
+starts every router's daemons; leaving it (normally, on an exception or on
+KeyboardInterrupt) stops the GMs, the GCKS and the routing daemons by PID, runs
 Mininet's own teardown, deletes the namespaces, and checks that nothing of
 the run survived. A scenario runner uses it like this::
 
@@ -33,11 +33,22 @@ Layout (addresses from :mod:`topologies.addressing`; ``P`` = the prefix):
   router): GSA_REKEY leaves there as a multicast source that PIM routes to
   every router's ``gm0``.
 
+Routers: each topology router's ``flavor`` picks its class (:data:`FLAVORS`):
+``frr`` is :class:`~testbed.router.FrrRouter` (zebra, ospfd, ospf6d, pimd),
+``bird`` is :class:`~testbed.bird_router.BirdRouter` (BIRD for OSPFv2 and
+OSPFv3, FRR's zebra and pimd for PIM). Both offer the same
+:class:`~testbed.router.RouterNode` interface, so nothing above the routers
+cares about the flavor; each router names the GM sinks that key it. A
+group whose algorithm a flavor cannot use, or an OSPFv3 group across an
+FRR-BIRD link (FRR 8.4's trailer does not interoperate, routers.md §2.3),
+is refused by :meth:`Network.start_mrkm` with the routers and group named.
+
 Bootstrap is out of band (ARCHITECTURE.md): routers start with OSPF
-authentication on and a random lock key each, so no adjacency forms until
-the GMs, registered over the management network, install the group keys.
-PIM neighbors form at once (FRR 8.4 has no PIM authentication); the PIM
-tree to the RP follows once OSPF is Full.
+authentication on and no usable key (FRR: a random lock key; BIRD: no
+password), so no adjacency forms until the GMs, registered over the
+management network, install the group keys. PIM neighbors form at once
+(FRR 8.4 has no PIM authentication); the PIM tree to the RP follows once
+OSPF is Full.
 """
 
 from __future__ import annotations
@@ -56,8 +67,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from testbed.bird_router import BirdRouter
 from testbed.cleanup import RunRecord, leftovers, namespaces
 from testbed.mrkm_nodes import (
+    REKEY_GROUP,
     V2_GROUP,
     V3_GROUP,
     GcksNode,
@@ -66,11 +79,11 @@ from testbed.mrkm_nodes import (
     member_id,
     random_psk,
 )
-from testbed.router import FrrRouter, Port, RouterPlan, memory_kib, pid_alive
+from testbed.router import FrrRouter, Port, RouterNode, RouterPlan, memory_kib, pid_alive
 from topologies.addressing import GCKS_MGMT_ADDRESS, MGMT_PREFIXLEN, assign, lan_address6
 from topologies.model import Topology, TopologyError
 
-__all__ = ["GCKS_LAN", "GM_INTERFACE", "Network", "gm_address"]
+__all__ = ["FLAVORS", "GCKS_LAN", "GM_INTERFACE", "Network", "gm_address", "group_problems"]
 
 GM_INTERFACE = "gm0"
 MGMT_INTERFACE = "mgmt"  # in each router; its peer in the GCKS host is "m<router number>"
@@ -85,6 +98,49 @@ ROUTER_SYSCTLS = (
     "net.ipv6.conf.all.accept_dad=0",  # link-locals usable at once (ospf6d uses them)
     "net.ipv6.conf.default.accept_dad=0",
 )
+
+
+#: Topology ``flavor`` -> the router class that runs it.
+FLAVORS: dict[str, type[FrrRouter] | type[BirdRouter]] = {"frr": FrrRouter, "bird": BirdRouter}
+
+
+def group_problems(topology: Topology, groups: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Why ``groups`` cannot key ``topology``'s routers, one line per group and flavor
+    (or per mixed link); [] when every router can use every group.
+
+    A router flavor must take the group's algorithm for its protocol (FRR
+    8.4 OSPFv2 is Keyed-MD5 only), and OSPFv3 cannot run over a link or LAN
+    joining FRR and BIRD routers (FRR 8.4's trailer digest differs from
+    BIRD's, reference/routers.md §2.3).
+    """
+    flavor = {r.name: r.flavor for r in topology.routers}
+    problems = []
+    for i, group in enumerate(groups):
+        name = group.get("name", f"groups[{i}]")
+        protocol = str(group.get("protocol", "ospfv2"))
+        algorithm = str(group.get("algorithm", "hmac-sha-256"))
+        for kind, cls in FLAVORS.items():
+            routers = [r for r, f in flavor.items() if f == kind]
+            reason = cls.refuses(protocol, algorithm) if routers else None
+            if reason is not None:
+                problems.append(
+                    f"group {name} ({protocol}, {algorithm}) cannot key {kind} routers "
+                    f"{', '.join(routers)}: {reason}"
+                )
+        if protocol == "ospfv3":
+            mixed = [f"{lk.a}-{lk.b}" for lk in topology.links if flavor[lk.a] != flavor[lk.b]] + [
+                f"LAN {lan.name}"
+                for lan in topology.lans
+                if len({flavor[r] for r in lan.routers}) > 1
+            ]
+            if mixed:
+                problems.append(
+                    f"group {name} (ospfv3) cannot run between FRR and BIRD routers on "
+                    f"{', '.join(mixed)}: FRR 8.4's OSPFv3 trailer does not interoperate "
+                    "with BIRD's (reference/routers.md §2.3); key OSPFv3 only on "
+                    "single-flavor networks"
+                )
+    return problems
 
 
 def gm_address(number: int) -> str:
@@ -102,7 +158,8 @@ def _started(pid: int) -> str | None:
 
 
 class Network:
-    """A topology built in Mininet with FRR routers; MRKM on demand. See the module doc."""
+    """A topology built in Mininet with FRR or BIRD routers; MRKM on demand. See the module
+    doc."""
 
     def __init__(
         self,
@@ -117,10 +174,10 @@ class Network:
             raise ValueError(f"prefix {prefix!r}: 1 to 12 letters or digits")
         self.topology = assign(topology)
         for router in self.topology.routers:
-            if router.flavor != "frr":
+            if router.flavor not in FLAVORS:
                 raise TopologyError(
-                    f"router {router.name}: flavor {router.flavor!r} is not built yet "
-                    "(the Mininet builder runs FRR only)"
+                    f"router {router.name}: flavor {router.flavor!r} is not one of "
+                    f"{', '.join(FLAVORS)}"
                 )
         self.workdir = workdir.resolve()
         self.prefix = prefix
@@ -130,7 +187,7 @@ class Network:
         self.rp_router = self.topology.rp or first
         self.gcks_router = self.topology.gcks_router or self.rp_router
         self.plans = {r.name: self._plan(r.name) for r in self.topology.routers}
-        self.routers: dict[str, FrrRouter] = {}
+        self.routers: dict[str, RouterNode] = {}
         self.gcks: GcksNode | None = None
         self.gms: dict[str, GmNode] = {}
         self.psk = random_psk()
@@ -241,7 +298,7 @@ class Network:
             exc.add_note(message)
 
     def start(self, timeout: float = 30) -> None:
-        """Build the network and start FRR everywhere; on any failure, undo all of it."""
+        """Build the network and start every router; on any failure, undo all of it."""
         try:
             t0 = time.monotonic()
             self._build()
@@ -257,7 +314,7 @@ class Network:
         """Undo everything in reverse order (SIGINT held off meanwhile); what failed or
         survived, in words ([] = all gone). Never raises but for a deferred Ctrl-C.
 
-        Order: GMs, GCKS, FRR daemons (each by PID), Mininet's teardown of
+        Order: GMs, GCKS, routing daemons (each by PID), Mininet's teardown of
         its links and hosts, the namespaces, the run record.
         """
         if self._stopped:
@@ -406,7 +463,8 @@ class Network:
 
     def _start_routers(self, timeout: float) -> None:
         for name, plan in self.plans.items():
-            self.routers[name] = FrrRouter(
+            cls = FLAVORS[self.topology.router(name).flavor]
+            self.routers[name] = cls(
                 plan,
                 state=self.record.folder / name,
                 workdir=self.workdir / name,
@@ -434,7 +492,7 @@ class Network:
             futures = [pool.submit(router.stop) for router in reversed(self.routers.values())]
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
-            raise RuntimeError(f"stopping FRR: {errors[0]}") from errors[0]
+            raise RuntimeError(f"stopping the routers: {errors[0]}") from errors[0]
 
     def _delete_namespaces(self) -> None:
         for ns in reversed(self.record.namespaces):
@@ -472,29 +530,112 @@ class Network:
                 )
             time.sleep(interval)
 
-    def _each_router(self, check: Callable[[FrrRouter], list[str]]) -> list[str]:
+    def _each_router(self, check: Callable[[RouterNode], list[str]]) -> list[str]:
         with ThreadPoolExecutor(max_workers=8) as pool:
             return [m for found in pool.map(check, self.routers.values()) for m in found]
 
     def wait_pim(self, timeout: float = 30) -> float:
-        """Wait until every router has its PIM neighbor on every link; seconds waited."""
-        took = self._wait(
-            lambda: self._each_router(FrrRouter.missing_pim), timeout, "PIM neighbors"
-        )
+        """Wait until every router has its PIM neighbor on every link and, once the GMs
+        run, knows its GM's membership of the rekey group (IGMP on the GM bridge: a
+        restarted pimd learns it only from the GM's answer to its query). Seconds waited."""
+
+        def missing(router: RouterNode) -> list[str]:
+            out = router.missing_pim()
+            return out + router.missing_igmp(REKEY_GROUP) if router.name in self.gms else out
+
+        def missing_all() -> list[str]:
+            out = self._each_router(missing)
+            return out or (self.missing_rekey_tree() if self.gms else [])
+
+        took = self._wait(missing_all, timeout, "PIM neighbors and the rekey tree")
         self.timings.setdefault("pim_s", took)
         return took
 
+    def missing_rekey_tree(self, group: str = REKEY_GROUP) -> list[str]:
+        """Every router whose upstream does not forward ``group`` to it on the shared
+        tree, in words ([] = the tree reaches every router).
+
+        For each router but the RP: its RPF neighbor toward the RP (``show ip
+        pim rpf``) must hold the router's interface in its ``(*, group)``
+        outgoing list. A restarted pimd, or its neighbors, rebuild that state
+        from triggered joins (RFC 7761 §4.3.1, GenID change) only seconds
+        after the PIM neighbors are back; a rekey sent before is lost.
+        """
+        owner = {
+            port.ip.split("/")[0]: name
+            for name, plan in self.plans.items()
+            for port in plan.ports
+            if port.ip
+        }
+        names = [n for n in self.routers if n != self.rp_router]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = pool.map(lambda n: self.routers[n].pim_rpf(group), names)
+            rpfs = dict(zip(names, found, strict=True))
+            uppers = sorted({owner.get(r[1], "") for r in rpfs.values() if r is not None} - {""})
+            entries = pool.map(lambda n: self.routers[n].mroute("*", group), uppers)
+            mroutes = dict(zip(uppers, entries, strict=True))
+        missing = []
+        for name, rpf in rpfs.items():
+            upstream = owner.get(rpf[1]) if rpf is not None else None
+            if rpf is None or upstream is None:
+                missing.append(f"{name}: no RPF neighbor toward the RP for {group} ({rpf})")
+                continue
+            ports = [
+                p.name
+                for p in self.plans[upstream].links
+                if p.peer == name or any(m[0] == name for m in p.members)
+            ]
+            entry = mroutes.get(upstream)
+            if entry is None or not set(ports) & entry[1]:
+                missing.append(f"{upstream} does not forward {group} to {name} (on {ports})")
+        return missing
+
     def wait_ospf_full(self, timeout: float = 60, protocols: Sequence[str] | None = None) -> float:
-        """Wait until every link is Full in ``protocols`` (default: those MRKM keys)."""
+        """Wait until every link is Full in ``protocols`` (default: those MRKM keys) and,
+        with OSPFv2, until every router routes to every loopback and to the GCKS LAN
+        (:meth:`wait_routes`): Full is not yet routed (BIRD retransmits LSAs every
+        2 s at best), and PIM needs the routes for its tree. Seconds waited."""
         wanted = tuple(protocols) if protocols is not None else self._keyed_protocols()
 
-        def missing(router: FrrRouter) -> list[str]:
+        def missing(router: RouterNode) -> list[str]:
             return [m for m in router.missing_ospf() if any(f": {p} " in m for p in wanted)]
 
-        took = self._wait(
+        t0 = time.monotonic()
+        self._wait(
             lambda: self._each_router(missing), timeout, f"{'/'.join(wanted)} Full on every link"
         )
+        if "OSPFv2" in wanted:
+            self.wait_routes(max(1.0, timeout - (time.monotonic() - t0)))
+        took = time.monotonic() - t0
         self.timings.setdefault("ospf_full_s", took)
+        return took
+
+    def expected_routes(self, name: str) -> set[str]:
+        """The IPv4 destinations router ``name`` must route to once OSPFv2 converged:
+        every other loopback, and the GCKS LAN (where GSA_REKEY comes from)."""
+        out = {r.loopback for r in self.topology.routers if r.name != name}
+        if name != self.gcks_router:
+            out.add(f"{GCKS_LAN}.0/24")
+        return out
+
+    def missing_routes(self, name: str) -> list[str]:
+        """The expected destinations (:meth:`expected_routes`) missing from the kernel
+        routing table of router ``name``, in words."""
+        try:
+            routes = json.loads(self.run(name, "ip", "-4", "-j", "route", "show") or "[]")
+        except (RuntimeError, ValueError) as exc:
+            return [f"{name}: no routing table ({exc})"]
+        have = {str(r.get("dst", "")) for r in routes}
+        return [f"{name}: no route to {dst}" for dst in sorted(self.expected_routes(name) - have)]
+
+    def wait_routes(self, timeout: float = 30) -> float:
+        """Wait until every router's kernel routes to every loopback and the GCKS LAN."""
+        took = self._wait(
+            lambda: [m for name in self.routers for m in self.missing_routes(name)],
+            timeout,
+            "OSPFv2 routes on every router",
+        )
+        self.timings.setdefault("routes_s", took)
         return took
 
     def _keyed_protocols(self) -> tuple[str, ...]:
@@ -510,10 +651,23 @@ class Network:
     def start_mrkm(
         self, groups: Sequence[Mapping[str, Any]] | None = None, timeout: float = 30
     ) -> float:
-        """Start the GCKS with ``groups`` (default :func:`default_groups`) and one GM per
-        router with an ``frr`` sink on all its OSPF links; wait until every GM is registered
-        in every group. Returns the registration time in seconds."""
-        groups = [dict(g) for g in (groups if groups is not None else default_groups())]
+        """Start the GCKS with ``groups`` and one GM per router with the sinks its router
+        names (``frr`` or ``bird``); wait until every GM is registered in every group.
+        Returns the registration time in seconds.
+
+        ``groups`` defaults to :func:`default_groups`, without its OSPFv3 group when
+        a link joins FRR and BIRD routers. :class:`TopologyError` (a ValueError),
+        naming the groups and routers, when a group cannot key some routers
+        (:func:`group_problems`); nothing is started then.
+        """
+        if groups is None:
+            groups = default_groups()
+            if group_problems(self.topology, [g for g in groups if g["name"] == V3_GROUP]):
+                groups = [g for g in groups if g["name"] != V3_GROUP]
+        groups = [dict(g) for g in groups]
+        problems = group_problems(self.topology, groups)
+        if problems:  # a TopologyError is a ValueError the scenario runner reports
+            raise TopologyError(f"topology {self.topology.name}: " + "; ".join(problems))
         members = [member_id(name) for name in self.plans]
         # Registration on the management network; GSA_REKEY leaves rekey0 from
         # the GCKS LAN address, a source PIM has an RPF route to (rekey_source).
@@ -545,7 +699,7 @@ class Network:
                 names,
                 self.psk,
                 GM_INTERFACE,
-                [self._sink(router, by_protocol)],
+                router.sinks(by_protocol),
             )
             self.gms[name] = gm
             gm.start()
@@ -553,20 +707,6 @@ class Network:
         took = self.wait_registered(timeout, t0)
         self.timings["registration_s"] = took
         return took
-
-    @staticmethod
-    def _sink(router: FrrRouter, groups: Mapping[str, str]) -> dict[str, Any]:
-        interfaces = [p.name for p in router.plan.ports if p.kind in ("link", "lan")]
-        sink: dict[str, Any] = {"type": "frr", "name": "frr", "vty_socket": str(router.state)}
-        if "ospfv2" in groups:
-            sink["ospfv2"] = {"interfaces": interfaces, "group": groups["ospfv2"]}
-        if "ospfv3" in groups:
-            sink["ospfv3"] = {
-                "interfaces": interfaces,
-                "keychain": router.keychain,
-                "group": groups["ospfv3"],
-            }
-        return sink
 
     def _stop_gms(self) -> None:
         """SIGTERM every GM at once, then reap each (SIGKILL after 10 s)."""
@@ -639,7 +779,7 @@ class Network:
     # -- measurements -----------------------------------------------------------------------
 
     def memory(self) -> dict[str, dict[str, dict[str, int]]]:
-        """Per router {process: {"rss": KiB, "pss": KiB}}: its FRR daemons and its GM."""
+        """Per router {process: {"rss": KiB, "pss": KiB}}: its routing daemons and its GM."""
         out: dict[str, dict[str, dict[str, int]]] = {}
         for name, router in self.routers.items():
             out[name] = router.memory()
@@ -676,7 +816,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="testbed.network",
-        description="Build a topology in Mininet with FRR, start the GCKS and a GM per router, "
+        description="Build a topology in Mininet with FRR or BIRD routers (each router's "
+        "flavor), start the GCKS and a GM per router, "
         "wait for PIM, registration and OSPF Full, send one rekey over PIM, print bring-up "
         "times and memory per router, and tear everything down.",
     )

@@ -29,11 +29,25 @@ into the state directory):
   224.0.0.0/4``), ``ip pim`` on every link and on ``lo``; the GM interface
   (an empty bridge) gets ``ip pim passive`` + ``ip igmp`` and the GCKS LAN
   ``ip pim`` + ``ip igmp`` (``reference/pim-local-and-tshark.md`` §3).
-  PIM has no authentication in FRR 8.4, so neighbors form at once.
+  PIM has no authentication in FRR 8.4, so neighbors form at once. Joins
+  are refreshed every 10 s and the GM bridge's IGMP max response time is
+  1 s, so that the rekey tree returns within seconds after a pimd restart
+  (FRR 8.4 sends no triggered join on a neighbor's new GenID).
+
+:class:`RouterNode` is what the rest of the testbed uses of a router of any
+flavor: start/stop, ``start_daemon``/``stop_daemon`` by name (the scenario
+runner's "kill/restart a routing daemon"), PIDs, memory, OSPF and PIM
+neighbors, readiness checks, and the GM sinks that key it.
+:class:`FrrRouter` is one; :class:`testbed.bird_router.BirdRouter` (BIRD
+for OSPF, zebra and pimd of FRR for PIM) the other. A restarted ospfd or
+ospf6d reads its file again, so it holds only the lock key; the GM's
+``frr`` sink sees the new PID within a second (``router_epoch``) and
+installs the group keys again.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
@@ -44,10 +58,10 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from mrkm.sinks.frr_commands import LOCK_CHAIN_INDEX, LOCK_KEY_ID, MD5_KEY_OCTETS
 
@@ -56,12 +70,14 @@ __all__ = [
     "AdjacencyWatch",
     "FrrRouter",
     "Port",
+    "RouterNode",
     "RouterPlan",
     "ospf6d_config",
     "ospfd_config",
     "pid_alive",
     "pimd_config",
     "poll",
+    "terminate",
     "zebra_config",
 ]
 
@@ -69,6 +85,7 @@ DAEMON_DIR = Path("/usr/lib/frr")
 #: Start order; stopped in reverse (clients before zebra).
 DAEMONS = ("zebra", "ospfd", "ospf6d", "pimd")
 KEYCHAIN = "mrkm"
+JOIN_PRUNE_INTERVAL = 10  # s, pimd's periodic (*,G) joins (see pimd_config)
 FULL = "Full"
 
 
@@ -202,13 +219,20 @@ def ospf6d_config(plan: RouterPlan, lock: str, keychain: str = KEYCHAIN) -> str:
 
 def pimd_config(plan: RouterPlan) -> str:
     """pimd.conf: static RP, PIM on links and lo, the GM bridge and GCKS LAN with IGMP."""
-    out = [f"hostname {plan.name}", "!", f"ip pim rp {plan.rp} 224.0.0.0/4", "!"]
+    out = [f"hostname {plan.name}", "!", f"ip pim rp {plan.rp} 224.0.0.0/4"]
+    # Periodic joins every 10 s (default 60): FRR 8.4 sends no triggered join when a
+    # neighbor's pimd restarts (new GenID), so the tree through it returns only with
+    # the next periodic join (measured: about 60 s with the default).
+    out += [f"ip pim join-prune-interval {JOIN_PRUNE_INTERVAL}", "!"]
     for port in [Port("lo", "lo", ""), *plan.links]:
         out += [f"interface {port.name}", " ip pim", "exit", "!"]
     for port in plan.of_kind("gcks"):  # the rekey source's first-hop router
         out += [f"interface {port.name}", " ip pim", " ip igmp", "exit", "!"]
     for port in plan.of_kind("gm"):  # §3: `ip igmp` alone forwards nothing
-        out += [f"interface {port.name}", " ip pim passive", " ip igmp", "exit", "!"]
+        # Max response 1 s (in deciseconds): a restarted pimd learns the GM's
+        # membership from the GM's kernel within 1 s of its first query, not 10 s.
+        out += [f"interface {port.name}", " ip pim passive", " ip igmp"]
+        out += [" ip igmp query-max-response-time 10", "exit", "!"]
     return _lines(out)
 
 
@@ -286,8 +310,204 @@ def json_documents(text: str) -> list[Any]:
 # -- the router app ---------------------------------------------------------------------------
 
 
+def terminate(pid: int, timeout: float = 5.0) -> None:
+    """SIGTERM ``pid``, SIGKILL after ``timeout`` s; return once it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not poll(lambda: not pid_alive(pid), timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        poll(lambda: not pid_alive(pid), 5)
+
+
+#: (protocol, algorithm) pairs the FRR 8.4.4 sink can install (reference/routers.md §0).
+FRR_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "ospfv2": ("md5",),
+    "ospfv3": ("md5", "hmac-sha-256"),
+}
+
+
+class RouterNode(abc.ABC):
+    """What the network builder, the adjacency watch, the collectors and the scenario
+    runner use of a router, whichever daemons run it (:class:`FrrRouter`, or
+    :class:`testbed.bird_router.BirdRouter`).
+
+    Subclasses run their daemons and answer the neighbor queries; the
+    readiness checks (:meth:`missing_ospf`, :meth:`missing_pim`) and the
+    process bookkeeping are shared.
+    """
+
+    #: "frr" or "bird": the topology's ``flavor`` this class runs.
+    flavor: ClassVar[str]
+    #: {protocol: algorithms its MRKM sink can install}.
+    algorithms: ClassVar[Mapping[str, tuple[str, ...]]]
+    plan: RouterPlan
+    state: Path
+    workdir: Path
+    daemons: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    @classmethod
+    def refuses(cls, protocol: str, algorithm: str) -> str | None:
+        """Why this flavor cannot run ``protocol`` with ``algorithm`` keys (None: it can)."""
+        allowed = cls.algorithms.get(protocol)
+        if allowed is None:
+            return f"{cls.flavor} routers have no MRKM sink for {protocol}"
+        if algorithm not in allowed:
+            return f"{cls.flavor} takes {protocol} keys in {', '.join(allowed)} only"
+        return None
+
+    # -- lifecycle (subclasses) -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def start(self, timeout: float = 10.0) -> None:
+        """Write the configuration and start every daemon; return once each answers."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop every daemon by PID; keep the logs in the workdir."""
+
+    @abc.abstractmethod
+    def start_daemon(self, daemon: str, timeout: float = 10.0) -> None:
+        """Start one stopped daemon again with the configuration it started with."""
+
+    @abc.abstractmethod
+    def pid(self, daemon: str) -> int | None:
+        """The PID of ``daemon`` while it runs."""
+
+    @abc.abstractmethod
+    def sinks(self, groups: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The GM's ``sinks`` entries that key this router; ``groups`` is {protocol: group}."""
+
+    @abc.abstractmethod
+    def ospf_neighbors(self) -> dict[tuple[str, str], str] | None:
+        """OSPFv2 {(interface, neighbor router id): state ("Full", "2-Way", ...)}."""
+
+    @abc.abstractmethod
+    def ospf6_neighbors(self) -> dict[tuple[str, str], str] | None:
+        """OSPFv3 {(interface, neighbor router id): state}."""
+
+    @abc.abstractmethod
+    def pim_neighbors(self) -> dict[str, set[str]] | None:
+        """{interface: {PIM neighbor address, ...}}."""
+
+    @abc.abstractmethod
+    def mroute(self, source: str, group: str) -> tuple[str, set[str]] | None:
+        """pimd's ``(source, group)`` entry: (incoming interface, outgoing interfaces)."""
+
+    @abc.abstractmethod
+    def vtysh(self, *commands: str, daemon: str | None = None, check: bool = True) -> str:
+        """vtysh to the router's FRR daemons (every flavor runs zebra and pimd)."""
+
+    # -- shared -----------------------------------------------------------------------------
+
+    def _check_daemon(self, daemon: str) -> None:
+        if daemon not in self.daemons:
+            raise ValueError(
+                f"{self.name}: no daemon {daemon!r} on this {self.flavor} router "
+                f"(it runs {', '.join(self.daemons)})"
+            )
+
+    def stop_daemon(self, daemon: str, timeout: float = 5.0) -> None:
+        """SIGTERM ``daemon`` by PID, SIGKILL after ``timeout``; return once it is gone."""
+        self._check_daemon(daemon)
+        pid = self.pid(daemon)
+        if pid is not None:
+            terminate(pid, timeout)
+
+    def pids(self) -> dict[str, int]:
+        """{daemon: PID} of the daemons that run."""
+        return {d: pid for d in self.daemons if (pid := self.pid(d)) is not None}
+
+    def memory(self) -> dict[str, dict[str, int]]:
+        """{daemon: {"rss": KiB, "pss": KiB}} of the running daemons."""
+        return {daemon: memory_kib(pid) for daemon, pid in self.pids().items()}
+
+    def adjacencies(self) -> list[tuple[Port, str, str, str]]:
+        """(port, neighbor, its router id, its address) of every expected adjacency."""
+        return [(port, *peer) for port in self.plan.links for peer in port.peers()]
+
+    @staticmethod
+    def adjacency_ok(port: Port, state: str) -> bool:
+        """Full; on a LAN of four or more routers two DROthers stay in 2-Way (RFC 2328 §10.4)."""
+        return state == FULL or (port.kind == "lan" and len(port.members) >= 3 and state == "2-Way")
+
+    def missing_ospf(self) -> list[str]:
+        """Every adjacency that is not Full in OSPFv2 or OSPFv3, in words ([] = all Full)."""
+        missing = []
+        for proto, states in (
+            ("OSPFv2", self.ospf_neighbors()),
+            ("OSPFv3", self.ospf6_neighbors()),
+        ):
+            for port, peer, peer_id, _ in self.adjacencies():
+                if states is None:
+                    state = "no answer from the daemon"
+                else:
+                    state = states.get((port.name, peer_id), "no neighbor")
+                if not self.adjacency_ok(port, state):
+                    missing.append(
+                        f"{self.name} {port.name} -> {peer} ({peer_id}): {proto} {state}"
+                    )
+        return missing
+
+    def igmp_groups(self) -> dict[str, set[str]] | None:
+        """pimd's IGMP memberships, ``show ip igmp groups json``: {interface: {group, ...}}."""
+        try:
+            docs = json_documents(
+                self.vtysh("show ip igmp groups json", daemon="pimd", check=False)
+            )
+        except subprocess.TimeoutExpired:
+            return None
+        if not docs or not isinstance(docs[0], dict):
+            return None
+        return {
+            ifname: {str(g.get("group")) for g in entry.get("groups") or []}
+            for ifname, entry in docs[0].items()
+            if isinstance(entry, dict)
+        }
+
+    def pim_rpf(self, group: str, source: str = "*") -> tuple[str, str] | None:
+        """pimd's RPF toward the RP (``source`` "*") or a source for ``group``:
+        (interface, RPF neighbor address; "0.0.0.0" at the RP), from ``show ip pim
+        rpf json``; None when pimd has no such entry or does not answer."""
+        try:
+            docs = json_documents(self.vtysh("show ip pim rpf json", daemon="pimd", check=False))
+        except subprocess.TimeoutExpired:
+            return None
+        entry = docs[0].get(group, {}).get(source) if docs and isinstance(docs[0], dict) else None
+        if not isinstance(entry, dict):
+            return None
+        return str(entry.get("rpfInterface", "")), str(entry.get("rpfAddress", ""))
+
+    def missing_igmp(self, group: str) -> list[str]:
+        """The GM interfaces where pimd does not know the GM's membership of ``group``
+        (no rekey reaches that GM until it does), in words ([] = all known)."""
+        groups = self.igmp_groups()
+        if groups is None:
+            return [f"{self.name}: pimd did not answer"]
+        return [
+            f"{self.name} {port.name}: no IGMP membership of {group}"
+            for port in self.plan.of_kind("gm")
+            if group not in groups.get(port.name, set())
+        ]
+
+    def missing_pim(self) -> list[str]:
+        """Every link or LAN neighbor without a PIM adjacency, in words ([] = all up)."""
+        neighbors = self.pim_neighbors()
+        if neighbors is None:
+            return [f"{self.name}: pimd did not answer"]
+        return [
+            f"{self.name} {port.name} -> {peer} ({address}): no PIM neighbor"
+            for port, peer, _, address in self.adjacencies()
+            if address not in neighbors.get(port.name, set())
+        ]
+
+
 @dataclass
-class FrrRouter:
+class FrrRouter(RouterNode):
     """zebra + ospfd + ospf6d + pimd of one router.
 
     ``state`` is the daemons' directory (pid files, vty sockets, logs; owned
@@ -296,6 +516,9 @@ class FrrRouter:
     (``mnexec -da <pid>`` for a Mininet host).
     """
 
+    flavor: ClassVar[str] = "frr"
+    algorithms: ClassVar[Mapping[str, tuple[str, ...]]] = FRR_ALGORITHMS
+
     plan: RouterPlan
     state: Path
     workdir: Path
@@ -303,10 +526,6 @@ class FrrRouter:
     daemons: tuple[str, ...] = DAEMONS
     keychain: str = KEYCHAIN
     started: list[str] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.plan.name
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -334,6 +553,30 @@ class FrrRouter:
         for daemon in self.daemons:
             self._start_daemon(daemon, timeout)
 
+    def start_daemon(self, daemon: str, timeout: float = 10.0) -> None:
+        """Start a stopped daemon again from the configuration file it first started with
+        (the lock keys: MRKM's GM sees the new PID and installs its keys again).
+
+        Starting ``zebra`` restarts its running clients too, as FRR's watchfrr
+        does: zebra removes its routes from the kernel when it stops, and a
+        client that merely reconnects does not send them again (measured:
+        ospfd's routes stayed gone). ValueError for a daemon this router does
+        not run, RuntimeError if it still runs or the router was stopped.
+        """
+        self._check_daemon(daemon)
+        if not (self.state / f"{daemon}.conf").exists():
+            raise RuntimeError(f"{self.name}: {daemon} has no configuration (router stopped?)")
+        if self.pid(daemon) is not None:
+            raise RuntimeError(f"{self.name}: {daemon} already runs (pid {self.pid(daemon)})")
+        clients = []
+        if daemon == "zebra":
+            clients = [d for d in self.daemons if d != "zebra" and self.pid(d) is not None]
+            for client in reversed(clients):
+                self.stop_daemon(client)
+        for name in (daemon, *clients):
+            self._vty(name).unlink(missing_ok=True)  # a SIGKILLed daemon leaves its socket
+            self._start_daemon(name, timeout)
+
     def _start_daemon(self, daemon: str, timeout: float) -> None:
         state = self.state
         cmd = [
@@ -353,7 +596,8 @@ class FrrRouter:
             "--log",
             f"file:{state / daemon}.log",
         ]
-        self.started.append(daemon)  # before it runs: stop() must look for its pid file
+        if daemon not in self.started:
+            self.started.append(daemon)  # before it runs: stop() must look for its pid file
         result = subprocess.run(
             cmd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
         )
@@ -378,22 +622,6 @@ class FrrRouter:
             return None
         return pid if comm == daemon and pid_alive(pid) else None
 
-    def pids(self) -> dict[str, int]:
-        """{daemon: PID} of the daemons that run."""
-        return {d: pid for d in self.daemons if (pid := self.pid(d)) is not None}
-
-    def stop_daemon(self, daemon: str, timeout: float = 5.0) -> None:
-        """SIGTERM by PID, SIGKILL after ``timeout``; return once it is gone."""
-        pid = self.pid(daemon)
-        if pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if not poll(lambda: not pid_alive(pid), timeout):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            poll(lambda: not pid_alive(pid), 5)
-
     def stop(self) -> None:
         """Stop the daemons by PID (newest first); keep their logs in the workdir."""
         try:
@@ -407,9 +635,19 @@ class FrrRouter:
                     shutil.copyfile(path, self.workdir / path.name)
             shutil.rmtree(self.state, ignore_errors=True)
 
-    def memory(self) -> dict[str, dict[str, int]]:
-        """{daemon: {"rss": KiB, "pss": KiB}} of the running daemons."""
-        return {daemon: memory_kib(pid) for daemon, pid in self.pids().items()}
+    def sinks(self, groups: Mapping[str, str]) -> list[dict[str, Any]]:
+        """One ``frr`` sink (vtysh) on every OSPF link for the groups of ``groups``."""
+        interfaces = [p.name for p in self.plan.links]
+        sink: dict[str, Any] = {"type": "frr", "name": "frr", "vty_socket": str(self.state)}
+        if "ospfv2" in groups:
+            sink["ospfv2"] = {"interfaces": interfaces, "group": groups["ospfv2"]}
+        if "ospfv3" in groups:
+            sink["ospfv3"] = {
+                "interfaces": interfaces,
+                "keychain": self.keychain,
+                "group": groups["ospfv3"],
+            }
+        return [sink]
 
     # -- vtysh ----------------------------------------------------------------------------
 
@@ -487,46 +725,6 @@ class FrrRouter:
             return None
         return str(entry.get("iif", "")), set(entry.get("oil") or {})
 
-    # -- readiness ------------------------------------------------------------------------
-
-    def adjacencies(self) -> list[tuple[Port, str, str, str]]:
-        """(port, neighbor, its router id, its address) of every expected adjacency."""
-        return [(port, *peer) for port in self.plan.links for peer in port.peers()]
-
-    @staticmethod
-    def adjacency_ok(port: Port, state: str) -> bool:
-        """Full; on a LAN of four or more routers two DROthers stay in 2-Way (RFC 2328 §10.4)."""
-        return state == FULL or (port.kind == "lan" and len(port.members) >= 3 and state == "2-Way")
-
-    def missing_ospf(self) -> list[str]:
-        """Every adjacency that is not Full in OSPFv2 or OSPFv3, in words ([] = all Full)."""
-        missing = []
-        for proto, states in (
-            ("OSPFv2", self.ospf_neighbors()),
-            ("OSPFv3", self.ospf6_neighbors()),
-        ):
-            for port, peer, peer_id, _ in self.adjacencies():
-                if states is None:
-                    state = "no answer from the daemon"
-                else:
-                    state = states.get((port.name, peer_id), "no neighbor")
-                if not self.adjacency_ok(port, state):
-                    missing.append(
-                        f"{self.name} {port.name} -> {peer} ({peer_id}): {proto} {state}"
-                    )
-        return missing
-
-    def missing_pim(self) -> list[str]:
-        """Every link or LAN neighbor without a PIM adjacency, in words ([] = all up)."""
-        neighbors = self.pim_neighbors()
-        if neighbors is None:
-            return [f"{self.name}: pimd did not answer"]
-        return [
-            f"{self.name} {port.name} -> {peer} ({address}): no PIM neighbor"
-            for port, peer, _, address in self.adjacencies()
-            if address not in neighbors.get(port.name, set())
-        ]
-
 
 # -- adjacency watching -----------------------------------------------------------------------
 
@@ -552,7 +750,7 @@ class AdjacencyWatch:
     "adjacency flaps"). A poll the daemon did not answer is skipped.
     """
 
-    routers: Sequence[FrrRouter]
+    routers: Sequence[RouterNode]
     period: float = 0.2
     flaps: list[Flap] = field(default_factory=list)
     polls: int = 0
@@ -567,7 +765,7 @@ class AdjacencyWatch:
             self._threads.append(thread)
         return self
 
-    def _run(self, router: FrrRouter) -> None:
+    def _run(self, router: RouterNode) -> None:
         seen_full: set[tuple[str, str, str]] = set()
         while not self._stop.is_set():
             for proto, states in (

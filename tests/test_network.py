@@ -97,6 +97,8 @@ def test_pimd_config_has_static_rp_and_a_passive_igmp_gm_bridge() -> None:
     assert " ip pim passive" in gm and " ip igmp" in gm
     gcks = text.split("interface gcks0\n", 1)[1].split("exit", 1)[0]
     assert " ip pim\n" in gcks and " ip igmp" in gcks
+    assert " ip igmp query-max-response-time 10" in gm  # 1 s: fast rejoin after a restart
+    assert "ip pim join-prune-interval 10" in text
     for pim in ("lo", "r1-r2"):
         assert " ip pim" in text.split(f"interface {pim}\n", 1)[1].split("exit", 1)[0]
     assert "mgmt" not in text
