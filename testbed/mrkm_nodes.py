@@ -235,12 +235,14 @@ class GmNode(_Node):
         psk: str,
         interface: str,
         sinks: Sequence[Mapping[str, Any]],
+        liveness: float = 0.0,
     ) -> None:
         self.router = router
         self.name = f"gm-{router}"
         self.workdir, self.prefix, self.gcks = workdir, prefix, gcks
         self.groups, self.psk, self.interface = list(groups), psk, interface
         self.sinks = [dict(s) for s in sinks]
+        self.liveness = liveness  # gm.liveness: re-register after this much silence
 
     @property
     def identity(self) -> str:
@@ -258,6 +260,7 @@ class GmNode(_Node):
                 "rekey_groups": [f"{REKEY_GROUP}:{REKEY_PORT}"],
                 "retransmit_initial": 0.5,
                 "retry_delay": 1,
+                "liveness": self.liveness,
                 "sinks": self.sinks,
             }
         }

@@ -83,7 +83,15 @@ from testbed.router import FrrRouter, Port, RouterNode, RouterPlan, memory_kib, 
 from topologies.addressing import GCKS_MGMT_ADDRESS, MGMT_PREFIXLEN, assign, lan_address6
 from topologies.model import Topology, TopologyError
 
-__all__ = ["FLAVORS", "GCKS_LAN", "GM_INTERFACE", "Network", "gm_address", "group_problems"]
+__all__ = [
+    "FLAVORS",
+    "GCKS_LAN",
+    "GM_INTERFACE",
+    "Network",
+    "gm_address",
+    "gm_liveness",
+    "group_problems",
+]
 
 GM_INTERFACE = "gm0"
 MGMT_INTERFACE = "mgmt"  # in each router; its peer in the GCKS host is "m<router number>"
@@ -141,6 +149,17 @@ def group_problems(topology: Topology, groups: Sequence[Mapping[str, Any]]) -> l
                     "single-flavor networks"
                 )
     return problems
+
+
+def gm_liveness(groups: Sequence[Mapping[str, Any]]) -> float:
+    """A GM's ``liveness``: 2.5 of the slowest group's heartbeats (0 if a group has none).
+
+    With it a GM that stops hearing its rekey tree (a partition, a lost PIM
+    branch) registers again over the management network instead of waiting
+    for its keys to near expiry.
+    """
+    beats = [float(g.get("heartbeat", 60.0)) for g in groups]
+    return 0.0 if not beats or min(beats) <= 0 else round(2.5 * max(beats), 3)
 
 
 def gm_address(number: int) -> str:
@@ -700,6 +719,7 @@ class Network:
                 self.psk,
                 GM_INTERFACE,
                 router.sinks(by_protocol),
+                liveness=gm_liveness(groups),
             )
             self.gms[name] = gm
             gm.start()

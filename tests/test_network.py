@@ -209,3 +209,11 @@ def test_clean_net_removes_what_a_killed_run_left(tmp_path: Path) -> None:
     assert f"{prefix}-r1" in listed  # the FRR daemons and GMs keep the namespaces alive
     assert cleanup.main(["--prefix", prefix]) == 0
     _assert_gone(prefix, pids)
+
+
+def test_gm_liveness_is_two_and_a_half_of_the_slowest_heartbeat() -> None:
+    from testbed.network import gm_liveness
+
+    assert gm_liveness([{"name": "a", "heartbeat": 3}, {"name": "b"}]) == 150.0  # default 60 s
+    assert gm_liveness([{"name": "a", "heartbeat": 2}]) == 5.0
+    assert gm_liveness([{"name": "a", "heartbeat": 2}, {"name": "b", "heartbeat": 0}]) == 0.0
