@@ -336,14 +336,33 @@ class RekeyResult:
 
 
 def _install_time(
-    installs: Sequence[Mapping[str, Any]], keys: set[int], t_send: float
+    installs: Sequence[Mapping[str, Any]],
+    keys: set[int],
+    t_send: float,
+    protocols: set[str] | None = None,
 ) -> float | None:
-    """The latest, over sinks, of each sink's first ok install holding ``keys`` after ``t_send``."""
+    """The latest, over sinks, of each sink's first ok install holding ``keys`` after ``t_send``.
+
+    Key ids of different groups overlap (OSPFv2 and OSPFv3 both count 1, 2,
+    ...), so an install that lists ``keys`` as ``protocol:id`` must hold them
+    in one of ``protocols``; an older log without them is matched on the ids.
+    A sink that installs none of the rekey's protocols is not waited for.
+    """
     if not keys:
         return None
     first: dict[str, float] = {}
     for e in installs:
-        if e["t"] >= t_send and e.get("ok") and keys <= set(e.get("key_ids", [])):
+        if e["t"] < t_send or not e.get("ok"):
+            continue
+        qualified = e.get("keys")
+        if qualified and protocols:
+            held = {k for k in qualified if k.split(":", 1)[0] in protocols}
+            if not any(k.split(":", 1)[0] in protocols for k in qualified) and e.get("sink"):
+                continue  # this sink does not carry the rekey's protocol
+            ok = all(any(f"{p}:{k}" in held for p in protocols) for k in keys)
+        else:
+            ok = keys <= set(e.get("key_ids", []))
+        if ok:
             first.setdefault(e.get("sink", ""), e["t"])
     return max(first.values()) if first else None
 
@@ -400,7 +419,9 @@ def rekey_results(
                 for e in kinds.get("rekey_accepted", [])
                 if (e.get("sa", ""), e["message_id"]) == match
             ]
-            installed = _install_time(kinds.get("router_install", []), keys, t_send)
+            installed = _install_time(
+                kinds.get("router_install", []), keys, t_send, group_protocols or None
+            )
             on_wire = [
                 w["t"]
                 for w in wire_by_node.get(node, [])

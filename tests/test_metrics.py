@@ -317,3 +317,20 @@ def test_write_csv_leaves_none_empty(tmp_path: Path) -> None:
     """None becomes an empty cell; columns follow ``fields``."""
     write_csv(tmp_path / "m.csv", [{"a": 1, "b": None, "c": "x"}], ["a", "b"])
     assert list(csv.DictReader((tmp_path / "m.csv").open())) == [{"a": "1", "b": ""}]
+
+
+def test_install_time_tells_apart_groups_whose_key_ids_overlap() -> None:
+    """OSPFv2 key 2 installed at 10.5 must not count as OSPFv3 key 2 (installed at 11)."""
+    from testbed.metrics import _install_time
+
+    first = {"t": 10.5, "sink": "frr", "ok": True, "key_ids": [2, 1]}
+    second = {"t": 11.0, "sink": "frr", "ok": True, "key_ids": [2, 1, 2]}
+    installs = [
+        {**first, "keys": ["ospfv2:2", "ospfv3:1"]},
+        {**second, "keys": ["ospfv2:2", "ospfv3:1", "ospfv3:2"]},
+    ]
+    assert _install_time(installs, {2}, 10.0, {"ospfv3"}) == 11.0
+    assert _install_time(installs, {2}, 10.0, {"ospfv2"}) == 10.5
+    # an older log without protocol-qualified keys is matched on the ids alone
+    bare = [{k: v for k, v in e.items() if k != "keys"} for e in installs]
+    assert _install_time(bare, {2}, 10.0, {"ospfv3"}) == 10.5

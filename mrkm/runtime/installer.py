@@ -47,6 +47,7 @@ class RouterInstall(Event):
     key_ids: tuple[int, ...]
     reason: str
     detail: str = ""
+    keys: tuple[str, ...] = ()  # "protocol:key id" the router confirmed (InstallResult.keys)
 
 
 @dataclass
@@ -163,6 +164,7 @@ class Installer:
                 result.key_ids,
                 reason,
                 result.detail,
+                result.keys,
             )
         )
 

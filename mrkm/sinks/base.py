@@ -48,6 +48,9 @@ class InstallResult:
     calls: int
     key_ids: tuple[int, ...]
     detail: str = ""
+    #: What the router confirmed, per protocol: ``"ospfv2:3"``, ``"ospfv3:3"``. Key ids
+    #: of different groups overlap, so metrics match on these when they are given.
+    keys: tuple[str, ...] = ()
 
 
 class Sink(ABC):

@@ -319,6 +319,7 @@ class BirdSink(Sink):
             1,
             tuple(r.key_id for r in live),
             reply.message,
+            tuple(f"{r.protocol}:{r.key_id}" for r in live),
         )
 
     def _write(self, path: Path, data: bytes) -> None:

@@ -52,7 +52,12 @@ class FileSink(Sink):
         except OSError as exc:
             raise SinkError(f"{self.name}: cannot write {self.path}: {exc.strerror}") from None
         return InstallResult(
-            self.name, True, time.perf_counter() - start, 1, tuple(r.key_id for r in rows)
+            self.name,
+            True,
+            time.perf_counter() - start,
+            1,
+            tuple(r.key_id for r in rows),
+            keys=tuple(f"{r.protocol}:{r.key_id}" for r in rows),
         )
 
 

@@ -238,7 +238,10 @@ class FrrSink(Sink):
             parts.append(f"ospfv3 chain={','.join(map(str, chain)) or '-'}")
         if not commands:
             parts.append("unchanged")
-        return InstallResult(self.name, True, seconds, calls, key_ids, "; ".join(parts))
+        keys = ((f"ospfv2:{sent}",) if sent is not None else ()) + tuple(
+            f"ospfv3:{i}" for i in chain
+        )
+        return InstallResult(self.name, True, seconds, calls, key_ids, "; ".join(parts), keys)
 
     def next_change(self, rows: Sequence[KeyRow], now: float) -> float | None:
         """The next OSPFv2 send_start / send_end after ``now`` (key chains switch themselves)."""

@@ -527,13 +527,15 @@ class PimAhSink(Sink):
         except OSError as exc:
             raise SinkError(f"{self.name}: cannot write {self.keys}: {exc.strerror}") from None
         key_ids = tuple(r.key_id for r in rows)
+        keys = tuple(f"{r.protocol}:{r.key_id}" for r in rows)
         if self.timeout <= 0:
-            return InstallResult(self.name, True, time.perf_counter() - start, 1, key_ids)
+            return InstallResult(self.name, True, time.perf_counter() - start, 1, key_ids, "", keys)
         deadline = start + self.timeout
         while time.perf_counter() < deadline:
             status = self._read_status()
             if status is not None and status.get("generation") == generation:
-                return InstallResult(self.name, True, time.perf_counter() - start, 1, key_ids)
+                took = time.perf_counter() - start
+                return InstallResult(self.name, True, took, 1, key_ids, "", keys)
             time.sleep(0.005)
         raise SinkError(
             f"{self.name}: the PIM AH shim did not load {self.keys} within {self.timeout} s "
