@@ -33,7 +33,22 @@ checks them before anything runs):
 ``restart-daemon``   ``zebra``, ``bird``): one routing daemon, by PID
 ``evict``            ``router``, ``group``: the GCKS evicts the member; its
                      router must lose its adjacencies once the keys roll
+``attack``           ``kind`` (one of :data:`testbed.attacks.KINDS`), optional
+                     ``router`` (where the attacker plugs into the rekey
+                     tree, or whose GM restarts), ``group`` and per-kind
+                     ``packets``/``rate``/``size``/``identity``: crafted
+                     packets from an attacker namespace
+                     (:mod:`testbed.attacks`); recorded as an ``attack``
+                     event with what was sent and what the daemons counted
 ===================  =======================================================
+
+Attacks never explain a flap (:func:`testbed.verdicts.explained`): what they
+do legitimately on the way (the GM restart of a registration flood, the
+eviction before an evicted member's retry) is recorded as its own fault.
+At :meth:`Player.finish` an ``attack_check`` record adds, from every event
+log, the rejections each daemon counted by reason and every key a GM
+installed without a legitimate registration or rekey
+(:func:`testbed.verdicts.unauthorized_key_changes`).
 
 The kernel has no netem, so there is no delay or jitter action.
 """
@@ -46,6 +61,7 @@ from typing import Any, Protocol
 
 from testbed.bundle import fault
 from testbed.scenario import Action, ScenarioError
+from testbed.verdicts import daemon_rejections, unauthorized_key_changes
 from topologies.model import Topology
 
 __all__ = ["GM_INTERFACE", "Player"]
@@ -96,6 +112,7 @@ class Player:
         self._open: dict[tuple[str, ...], dict[str, Any]] = {}
         self._rules: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {}
         self._partitions: dict[str, list[tuple[str, str]]] = {}
+        self._attacker: Any = None  # testbed.attacks.Attacker, made by the first attack
 
     def play(self, action: Action) -> str:
         """Run one action; a one-line description of what happened."""
@@ -122,10 +139,34 @@ class Player:
         self.faults.append(fault(kind, start, self.clock(), list(targets), **detail))
 
     def finish(self) -> list[dict[str, Any]]:
-        """Close every open fault at the run's end; every fault, in order."""
+        """Close every open fault at the run's end; every fault, in order.
+
+        After attacks it also removes the attacker and adds the ``attack_check``
+        record (module doc), read from the event logs the daemons left.
+        """
         for key in list(self._open):
             self._close(key)
+        if self._attacker is not None:
+            self._attacker.close()
+            self.faults.append(self._attack_check())
+            self._attacker = None
         return sorted(self.faults, key=lambda f: f["t"])
+
+    def _attack_check(self) -> dict[str, Any]:
+        gcks = self.net.gcks.events() if self.net.gcks is not None else []
+        gms = {router: gm.events() for router, gm in self.net.gms.items()}
+        changes = unauthorized_key_changes(gcks, gms)
+        now = self.clock()
+        return fault(
+            "attack_check",
+            now,
+            now,
+            [],
+            keys_changed=len(changes),
+            changes=changes[:20],
+            daemon_rejections=daemon_rejections(gcks, gms),
+            gcks_counters=dict(self._attacker.gcks_counters),
+        )
 
     # -- MRKM ------------------------------------------------------------------------------
 
@@ -141,6 +182,39 @@ class Player:
         # open until the run ends: the router is cut off from the next key roll on
         self._begin(("evict", router, group), "evict", [router], group=group)
         return f"{gm.identity} evicted from {group}"
+
+    def _attack(self, args: dict[str, Any]) -> str:
+        """One attack from the attacker namespace (:mod:`testbed.attacks`)."""
+        from testbed.attacks import Attacker  # scapy and crypto: only for attack scenarios
+
+        if self._attacker is None:
+            self._attacker = Attacker(self.net, self._legit_rekey, clock=self.clock)
+        kind, start = str(args["kind"]), self.clock()
+        router = str(args.get("router", ""))
+        if kind == "evicted-member":
+            group = str(args.get("group") or "")
+            if not router or not group:
+                raise ScenarioError("attack evicted-member: needs router and group")
+            self._evict({"router": router, "group": group})
+            record = self._attacker.evicted_member(router, group, start)
+        else:
+            try:
+                record = self._attacker.run(kind, args)
+            except ValueError as exc:
+                raise ScenarioError(f"attack {kind}: {exc}") from None
+        if kind == "registration-flood":
+            restart = float(record.get("restart_t", start))
+            self.faults.append(fault("gm_restart", restart, restart, [record["router"]]))
+        targets = [record["router"]] if record.get("router") else []
+        self.faults.append(fault("attack", start, self.clock(), targets, **record))
+        counted = sum(record.get("rejected", {}).values())
+        return f"attack {kind}: {record.get('sent')} sent, {counted} counted as rejected"
+
+    def _legit_rekey(self, group: str) -> dict[str, Any]:
+        """A timeline-style rekey the attacker asks for (to capture or supersede one)."""
+        sent = dict(self.net.gcks.rekey(group))
+        self.rekeys.append(sent)
+        return sent
 
     def _gm(self, router: str) -> Any:
         gm = self.net.gms.get(router)

@@ -26,7 +26,8 @@ Actions (played by :mod:`testbed.faults`, which documents each): ``rekey``,
 ``evict``, ``link-down`` / ``link-up``, ``loss`` (per link, optionally one
 direction with ``from``), ``access-loss`` (each router's access to the rekey
 tree), ``rate``, ``partition`` / ``heal``, and ``kill-`` / ``start-`` /
-``restart-`` of a ``gm``, the ``gcks`` or a routing ``daemon``. Errors name
+``restart-`` of a ``gm``, the ``gcks`` or a routing ``daemon``, and ``attack``
+(``kind`` one of :data:`ATTACK_KINDS`, played by :mod:`testbed.attacks`). Errors name
 the entry, e.g. ``timeline[2].do: 'reboot' is not one of ...``;
 :func:`check_topology` checks router and link names against the topology
 before anything is built.
@@ -51,6 +52,7 @@ from topologies.model import Topology
 
 __all__ = [
     "ACTIONS",
+    "ATTACK_KINDS",
     "DAEMONS",
     "Action",
     "Assertion",
@@ -84,7 +86,21 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "kill-daemon": ("router", "daemon"),
     "start-daemon": ("router", "daemon"),
     "restart-daemon": ("router", "daemon"),
+    "attack": ("kind",),
 }
+#: ``attack`` kinds (testbed.attacks.KINDS, repeated to keep scenario loading light)
+ATTACK_KINDS = (
+    "replay-rekey",
+    "forged-signature",
+    "foreign-signer",
+    "truncated",
+    "oversized",
+    "registration-flood",
+    "unauthorized-identity",
+    "evicted-member",
+)
+# attack kind -> fields it needs beyond "kind"
+_ATTACK_NEEDS: dict[str, tuple[str, ...]] = {"evicted-member": ("router", "group")}
 DAEMONS = ("zebra", "ospfd", "ospf6d", "pimd", "bird")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 OVERRIDABLE = ("topology", "duration")  # top-level fields a campaign grid key may replace
@@ -197,6 +213,8 @@ def _action(raw: Any, where: str) -> Action:
             f"{where}.routers",
             "expected a list of router names (or 'all' for access-loss)",
         )
+    if do == "attack":
+        _check_attack(args, where)
     if "percent" in args:
         percent = args["percent"]
         _need(
@@ -205,6 +223,38 @@ def _action(raw: Any, where: str) -> Action:
             "expected 0 to 100",
         )
     return Action(float(raw["at"]), str(do), args)
+
+
+def _check_attack(args: dict[str, Any], where: str) -> None:
+    """The fields of an ``attack`` action (testbed/attacks.py)."""
+    kind = args["kind"]
+    _need(
+        kind in ATTACK_KINDS, f"{where}.kind", f"{kind!r} is not one of {', '.join(ATTACK_KINDS)}"
+    )
+    for name in _ATTACK_NEEDS.get(str(kind), ()):
+        _need(name in args, f"{where}.{name}", f"attack '{kind}' needs it")
+    for name in ("packets", "size"):
+        if name in args:
+            value = args[name]
+            _need(
+                isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 60000,
+                f"{where}.{name}",
+                "expected a whole number from 1 to 60000",
+            )
+    if "rate" in args:
+        _need(
+            isinstance(args["rate"], int | float) and 0 < args["rate"] <= 10000,
+            f"{where}.rate",
+            "expected packets/s, more than 0 and at most 10000",
+        )
+    if "identity" in args:
+        _need(
+            isinstance(args["identity"], str)
+            and args["identity"].isascii()
+            and bool(args["identity"]),
+            f"{where}.identity",
+            "expected an ASCII name (ID_FQDN)",
+        )
 
 
 def parse_scenario(data: Any, where: str) -> Scenario:
@@ -238,7 +288,7 @@ def parse_scenario(data: Any, where: str) -> Scenario:
         for action in _actions(raw, f"{where}: timeline[{i}]")
     )
     for i, action in enumerate(timeline):
-        if action.do in ("rekey", "evict"):
+        if action.do in ("rekey", "evict") or (action.do == "attack" and "group" in action.args):
             _need(
                 action.args["group"] in names,
                 f"{where}: timeline[{i}].group",

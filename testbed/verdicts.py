@@ -20,6 +20,26 @@ Derived numbers (all in ``summary.json``):
 * ``evictions`` and ``evicted_cut_off``: evicted routers, and how many of
   them lost an OSPF adjacency after their eviction (forward access
   control made visible in routing).
+
+After attacks (``attack`` records of :mod:`testbed.faults`, which never
+explain a flap), also:
+
+* ``attacks`` and ``attack_datagrams``: attacks played, datagrams sent;
+* ``attacks_rejected``: ``{reason: count}`` the daemons counted during the
+  attacks (``gm.rekey_duplicate``, ``gm.rekey_rejected.<error>``,
+  ``gcks.dropped.<error>``, ``gcks.registration_rejected.<notify>``,
+  ``gcks.cookies_sent``, ...);
+* ``attacks_uncounted``: attack datagrams with no matching rejection in the
+  daemons' logs (the number to keep at 0);
+* ``attacks_accepted``: registrations the attacks achieved (intruder or
+  evicted member registered);
+* ``keys_changed_by_attacks``: keys a GM installed with no legitimate
+  registration or GCKS rekey behind them
+  (:func:`unauthorized_key_changes`);
+* ``flood_registrations_ok`` / ``flood_registration_s``: GMs that
+  registered during a registration flood, and the slowest of them;
+* ``daemon_rejections``: the whole run's rejections by reason, from every
+  log (legitimate duplicate copies included).
 """
 
 from __future__ import annotations
@@ -27,9 +47,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mrkm.wire.registry import NotifyType
 from topologies.model import Topology
 
-__all__ = ["FLAP_GRACE_S", "derived", "explained", "flap_peer"]
+__all__ = [
+    "FLAP_GRACE_S",
+    "daemon_rejections",
+    "derived",
+    "explained",
+    "flap_peer",
+    "unauthorized_key_changes",
+]
 
 #: Seconds around a fault in which a flap counts as its consequence: the OSPF
 #: dead interval (4 s in the testbed) plus hello and SPF delays.
@@ -56,6 +84,8 @@ def explained(
     involved = {str(flap.get("router")), flap_peer(topology, flap)}
     t = float(flap["t_down"])
     for record in faults:
+        if str(record.get("kind", "")).startswith("attack"):
+            continue  # an attack must not disturb routing: its flaps stay unexplained
         start = float(record["t"])
         until = record.get("until")
         end = float(until) if until is not None else float("inf")
@@ -89,7 +119,7 @@ def derived(
             for f in flaps
         )
     }
-    return {
+    out = {
         "rekeys_converged_fraction": round((count - incomplete) / count, 4) if count else 0.0,
         "key_convergence_max_s": (install.get("max") or 0) / 1000 if install else None,
         "accept_convergence_max_s": (accept.get("max") or 0) / 1000 if accept else None,
@@ -99,3 +129,129 @@ def derived(
         "evictions": len(evictions),
         "evicted_cut_off": len(cut_off),
     }
+    attacks = [f for f in faults if f.get("kind") == "attack"]
+    if attacks:
+        out |= _attack_numbers(attacks, [f for f in faults if f.get("kind") == "attack_check"])
+    return out
+
+
+def _attack_numbers(
+    attacks: Sequence[Mapping[str, Any]], checks: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The attack numbers of the module doc."""
+    rejected: dict[str, int] = {}
+    uncounted = 0
+    for record in attacks:
+        counts = record.get("rejected") or {}
+        for reason, n in counts.items():
+            rejected[reason] = rejected.get(reason, 0) + int(n)
+        uncounted += max(0, int(record.get("expected", 0)) - sum(int(n) for n in counts.values()))
+    floods = [r for r in attacks if r.get("attack") == "registration-flood"]
+    check = checks[-1] if checks else {}
+    return {
+        "attacks": len(attacks),
+        "attack_datagrams": sum(int(r.get("sent", 0)) for r in attacks),
+        "attacks_rejected": dict(sorted(rejected.items())),
+        "attacks_uncounted": uncounted,
+        "attacks_accepted": sum(int(r.get("registered", 0)) for r in attacks),
+        # no check (the run died before its end) is not "no change": None fails assertions
+        "keys_changed_by_attacks": check.get("keys_changed"),
+        "flood_registrations_ok": sum(1 for r in floods if r.get("legit_registered")),
+        "flood_registration_s": max(
+            (float(r["registration_s"]) for r in floods if "registration_s" in r), default=None
+        ),
+        "daemon_rejections": check.get("daemon_rejections", {}),
+    }
+
+
+def _reason(event: Mapping[str, Any]) -> str:
+    """The error class of a rejection reason (``"BadLength: ..."`` -> ``BadLength``)."""
+    return str(event.get("reason", "")).split(":")[0]
+
+
+def _notify_name(value: Any) -> str:
+    """A notify type's RFC name (``46`` -> ``AUTHORIZATION_FAILED``), else the value."""
+    try:
+        return NotifyType(int(value)).name
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def daemon_rejections(
+    gcks: Sequence[Mapping[str, Any]], gms: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> dict[str, int]:
+    """Every rejection in the GCKS's and the GMs' event logs, counted by reason."""
+    out: dict[str, int] = {}
+
+    def add(key: str) -> None:
+        out[key] = out.get(key, 0) + 1
+
+    for e in gcks:
+        if e["event"] == "datagram_dropped":
+            add(f"gcks.dropped.{_reason(e)}")
+        elif e["event"] == "registration_rejected":
+            add(f"gcks.registration_rejected.{_reason(e)}")
+    for events in gms.values():
+        for e in events:
+            if e["event"] == "rekey_rejected":
+                add(f"gm.rekey_rejected.{_reason(e)}")
+            elif e["event"] == "rekey_duplicate":
+                add("gm.rekey_duplicate")
+            elif e["event"] == "registration_failed":
+                add(f"gm.registration_failed.{_notify_name(e.get('notify_type'))}")
+    return dict(sorted(out.items()))
+
+
+#: s between a GCKS ``member_registered`` and the GM's ``registration_completed``
+REGISTRATION_SLACK_S = 5.0
+
+
+def unauthorized_key_changes(
+    gcks: Sequence[Mapping[str, Any]], gms: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> list[str]:
+    """Every key change of a GM that no legitimate GCKS action explains, in words.
+
+    A GM's ``keys_installed`` must come in the same step (same ``t``) as its
+    ``registration_completed`` or ``rekey_accepted`` of that group; a
+    ``rekey_accepted`` must match a GCKS ``rekey_sent`` on ``(sa,
+    message_id)``; a ``registration_completed`` must follow a GCKS
+    ``member_registered`` of that member and group within
+    :data:`REGISTRATION_SLACK_S`. ``[]`` means no router's keys changed but
+    by the GCKS's will.
+    """
+    sent = {(e.get("sa"), e["message_id"]) for e in gcks if e["event"] == "rekey_sent"}
+    registered: dict[tuple[str, str], list[float]] = {}
+    for e in gcks:
+        if e["event"] == "member_registered":
+            registered.setdefault((e["group"], e["member"]), []).append(float(e["t"]))
+    problems = []
+    for router, events in gms.items():
+        legit_steps: set[tuple[str, float]] = set()
+        for e in events:
+            if e["event"] == "rekey_accepted":
+                if (e.get("sa"), e["message_id"]) in sent:
+                    legit_steps.add((e["group"], float(e["t"])))
+                else:
+                    problems.append(
+                        f"{router}: accepted rekey {e['message_id']} of {e['group']} "
+                        f"(SA {e.get('sa')}) that the GCKS never sent"
+                    )
+            elif e["event"] == "registration_completed":
+                t = float(e["t"])
+                times = registered.get((e["group"], str(e.get("node", ""))), [])
+                if any(t - REGISTRATION_SLACK_S <= r <= t for r in times):
+                    legit_steps.add((e["group"], t))
+                else:
+                    problems.append(
+                        f"{router}: registered in {e['group']} without the GCKS registering "
+                        f"{e.get('node')}"
+                    )
+        for e in events:
+            step = (e.get("group"), float(e["t"]))
+            if e["event"] == "keys_installed" and e.get("rows") and step not in legit_steps:
+                ids = sorted({r.get("key_id") for r in e["rows"]})
+                problems.append(
+                    f"{router}: installed {e['group']} key ids {ids} with no legitimate "
+                    "registration or rekey"
+                )
+    return problems

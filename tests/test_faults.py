@@ -7,7 +7,7 @@ of ``tests/test_run_scenario.py``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -157,3 +157,68 @@ def test_unknown_names_are_refused_before_anything_runs() -> None:
     with pytest.raises(ScenarioError, match="from: 'r4' is not an end"):
         play(player, "rate", link=["r1", "r2"], kbit=64, **{"from": "r4"})
     assert net.commands == [] and player.finish() == []
+
+
+class FakeAttacker:
+    """Stands in for testbed.attacks.Attacker (whose real runs are root tests)."""
+
+    made: ClassVar[list[FakeAttacker]] = []
+
+    def __init__(self, net: Any, rekey: Any, clock: Any = None) -> None:
+        self.net, self.rekey, self.closed = net, rekey, False
+        self.gcks_counters = {"cookies_sent": 5}
+        FakeAttacker.made.append(self)
+
+    def run(self, kind: str, args: dict[str, Any]) -> dict[str, Any]:
+        if kind == "registration-flood":
+            return {"attack": kind, "router": args["router"], "sent": 9, "expected": 0,
+                    "rejected": {"gcks.cookies_sent": 5}, "restart_t": 150.0}  # fmt: skip
+        if args.get("router") == "r9":
+            raise ValueError("router: no GM on 'r9'")
+        self.rekey("ospfv2-area0")
+        return {"attack": kind, "router": args.get("router"), "sent": 2, "expected": 2,
+                "rejected": {"gm.rekey_duplicate": 2}}  # fmt: skip
+
+    def evicted_member(self, router: str, group: str, since: float) -> dict[str, Any]:
+        return {"attack": "evicted-member", "router": router, "group": group, "sent": 1,
+                "expected": 1, "rejected": {"gcks.registration_rejected.X": 1}}  # fmt: skip
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class LoggingGm(FakeProcess):
+    def events(self) -> list[dict[str, Any]]:
+        return [{"t": 1.0, "event": "rekey_rejected", "node": self.identity,
+                 "group": "g", "reason": "BadLength: short"}]  # fmt: skip
+
+
+def test_attacks_are_recorded_and_checked_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    import testbed.attacks
+
+    monkeypatch.setattr(testbed.attacks, "Attacker", FakeAttacker)
+    net = FakeNet()
+    net.gms = {n: LoggingGm(f"{n}.mrkm") for n in net.gms}
+    net.gcks.events = lambda: []  # type: ignore[attr-defined]
+    player = Player(net, Clock())
+    assert "2 sent, 2 counted" in play(player, "attack", kind="replay-rekey", router="r2")
+    play(player, "attack", kind="registration-flood", router="r3")
+    play(player, "attack", kind="evicted-member", router="r4", group="ospfv2-area0")
+    with pytest.raises(ScenarioError, match="attack truncated: router: no GM on 'r9'"):
+        play(player, "attack", kind="truncated", router="r9")
+    (attacker,) = FakeAttacker.made
+    assert net.gcks.calls == ["rekey ospfv2-area0", "evict ospfv2-area0 r4.mrkm"]
+    assert [r["message_id"] for r in player.rekeys] == [7]  # the attacker's legit rekey
+    records = player.finish()
+    assert attacker.closed
+    kinds = [(f["kind"], f["targets"]) for f in records]
+    assert ("gm_restart", ["r3"]) in kinds and ("evict", ["r4"]) in kinds
+    attacks = [f for f in records if f["kind"] == "attack"]
+    assert [a["attack"] for a in attacks] == [
+        "replay-rekey",
+        "registration-flood",
+        "evicted-member",
+    ]
+    (check,) = [f for f in records if f["kind"] == "attack_check"]
+    assert check["keys_changed"] == 0 and check["gcks_counters"] == {"cookies_sent": 5}
+    assert check["daemon_rejections"] == {"gm.rekey_rejected.BadLength": 4}

@@ -383,3 +383,16 @@ def test_late_registrant_sends_an_active_key_at_once() -> None:
     early.run_until(T0 + 46)
     row = late.key_table.rows[("ospfv2", newest_key(early))]
     assert row.send_start - row.accept_start == pytest.approx(2, abs=1)
+
+
+def test_undecodable_ike_sa_inits_hold_no_half_open_slot() -> None:
+    h = Harness(1)
+    for port in range(5):
+        # An IKE header alone (RFC 7296 §3.1): IKE_SA_INIT (34), version 2.0, no payload.
+        header = bytes([port + 1] * 8) + bytes(8) + bytes([0, 0x20, 34, 0x08]) + bytes(4)
+        header += (28).to_bytes(4, "big")
+        h.gcks.receive(header, ("10.9.9.9", 5000 + port), h.now)  # dropped and counted
+    assert sum(v for k, v in h.gcks.counters.items() if k.startswith("dropped")) == 5
+    assert h.gcks._half_open() == 0
+    h.run_until(T0 + 5)  # and the real member still registers without a cookie
+    assert all(gm.state("ospfv2-area0") is GmState.GM_MEMBER for gm in h.gms.values())

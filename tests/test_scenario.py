@@ -76,6 +76,14 @@ def test_assertion_messages_name_metric_and_miss() -> None:
         ({"do": "partition", "routers": []}, r"timeline\[0\].routers"),
         ({"do": "evict", "router": "r1", "group": "x"}, r"timeline\[0\].group: no group"),
         ({"do": "restart-daemon", "router": "r1"}, r"timeline\[0\].daemon: 'restart-daemon'"),
+        ({"do": "attack"}, r"timeline\[0\].kind: 'attack' needs it"),
+        ({"do": "attack", "kind": "smurf"}, r"timeline\[0\].kind: 'smurf' is not one of"),
+        ({"do": "attack", "kind": "evicted-member", "router": "r1"}, r"\.group: attack"),
+        ({"do": "attack", "kind": "replay-rekey", "group": "x"}, r"\.group: no group"),
+        ({"do": "attack", "kind": "registration-flood", "packets": 0}, r"\.packets: expected"),
+        ({"do": "attack", "kind": "registration-flood", "rate": -5}, r"\.rate: expected"),
+        ({"do": "attack", "kind": "oversized", "size": 1.5}, r"\.size: expected a whole"),
+        ({"do": "attack", "kind": "unauthorized-identity", "identity": "é"}, r"\.identity"),
     ],
 )
 def test_new_actions_check_their_fields(action: dict[str, object], message: str) -> None:
@@ -122,3 +130,12 @@ def test_loss_on_every_link_is_allowed_only_for_loss() -> None:
     assert parse_scenario({**GOOD, "timeline": [lossy]}, "t.yaml").timeline[0].args["link"] == "all"
     with pytest.raises(ScenarioError, match=r"timeline\[0\].link"):
         parse_scenario({**GOOD, "timeline": [{"at": 1, "do": "link-down", "link": "all"}]}, "t")
+
+
+def test_attack_actions_name_their_router_against_the_topology() -> None:
+    action = {"at": 1, "do": "attack", "kind": "truncated", "router": "r9"}
+    scenario = parse_scenario({**GOOD, "timeline": [action]}, "t.yaml")
+    with pytest.raises(ScenarioError, match="line5 has no router r9"):
+        check_topology(scenario, get_topology("line5"))
+    attack = load_scenario("attack")
+    assert {a.args["kind"] for a in attack.timeline} >= {"replay-rekey", "registration-flood"}

@@ -328,6 +328,7 @@ class KeyServer:
             raise DecodeError(f"{len(data)} octets cannot hold an IKE header")
         spi_i, spi_r, exchange = data[:8], data[8:16], data[18]
         session = self._sessions.get(spi_i)
+        opened = False
         if exchange == ExchangeType.IKE_SA_INIT and spi_r == bytes(8):
             if session is None:
                 if not self._admit(data, addr, now):
@@ -335,6 +336,7 @@ class KeyServer:
                 session = self._open_session(addr, now)
                 self._sessions[spi_i] = session
                 self._half_open_spis.add(spi_i)
+                opened = True
         elif session is None or (
             session.responder.sa is not None and session.responder.sa.spi_r != spi_r
         ):
@@ -349,6 +351,11 @@ class KeyServer:
             self._half_open_spis.discard(spi_i)
             # RFC 7296 §2.21.2: tell the member at once, then forget the SA.
             self._outbox.append((session.responder.failure_response, addr))
+            raise
+        except MrkmError:
+            if opened:  # an IKE_SA_INIT that does not decode holds no half-open slot
+                del self._sessions[spi_i]
+                self._half_open_spis.discard(spi_i)
             raise
         if isinstance(out, AuthRequest):
             out = self._decide(session, out, now)
