@@ -22,10 +22,13 @@ the router's Mininet host:
   those two daemons, the same state directory and ``pimd.conf``): BIRD has
   no PIM. zebra learns BIRD's kernel routes as ``K`` routes, and pimd's RPF
   lookups (``show ip rpf``) resolve through them, so GSA_REKEY reaches the
-  GM bridge over the PIM tree exactly as on an FRR router.
+  GM bridge over the PIM tree exactly as on an FRR router. When the network
+  protects PIM, the router's PIM AH shim (:class:`testbed.router.PimAhShim`)
+  starts before zebra and pimd, as on an FRR router, and stops after them.
 
 The GM of a BIRD router gets one ``bird`` sink for both protocols (one
-``configure`` each time the keys of either change). BIRD switches to a new key by itself at its
+``configure`` each time the keys of either change), and the shim's
+``pim_ah`` sink for PIM. BIRD switches to a new key by itself at its
 activation time (``generate from``), so an install is the moment BIRD holds
 the key, not the moment it sends with it.
 
@@ -45,7 +48,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mrkm.sinks.bird import BIRD_ALGORITHMS
-from testbed.router import FrrRouter, RouterNode, RouterPlan, pid_alive, poll
+from testbed.router import (
+    PIM_ALGORITHMS,
+    FrrRouter,
+    PimAhShim,
+    RouterNode,
+    RouterPlan,
+    pid_alive,
+    poll,
+)
 
 __all__ = [
     "BIRD",
@@ -159,7 +170,8 @@ class BirdRouter(RouterNode):
 
     flavor: ClassVar[str] = "bird"
     algorithms: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        protocol: tuple(names) for protocol, names in BIRD_ALGORITHMS.items()
+        **{protocol: tuple(names) for protocol, names in BIRD_ALGORITHMS.items()},
+        "pim": PIM_ALGORITHMS,  # FRR's pimd with the PIM AH shim
     }
 
     plan: RouterPlan
@@ -167,12 +179,18 @@ class BirdRouter(RouterNode):
     workdir: Path
     prefix: Sequence[str]
     daemons: tuple[str, ...] = BIRD_DAEMONS
+    pim_ah: PimAhShim | None = None
     frr: FrrRouter = field(init=False)
     _bird_started: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.frr = FrrRouter(
-            self.plan, self.state, self.workdir, self.prefix, daemons=("zebra", "pimd")
+            self.plan,
+            self.state,
+            self.workdir,
+            self.prefix,
+            daemons=("zebra", "pimd"),
+            pim_ah=self.pim_ah,  # started and stopped with zebra and pimd
         )
 
     # -- files ------------------------------------------------------------------------------
@@ -277,7 +295,8 @@ class BirdRouter(RouterNode):
 
         One sink, as for FRR: its ``router_install`` events hold the key ids of
         both protocols, and the first one after a rekey that holds the new key
-        id is that rekey's install (testbed/metrics.py)."""
+        id is that rekey's install (testbed/metrics.py). A ``pim`` group gets the
+        shim's ``pim_ah`` sink besides."""
         sink: dict[str, Any] = {
             "type": "bird",
             "name": "bird",
@@ -287,7 +306,7 @@ class BirdRouter(RouterNode):
         for protocol, group in groups.items():
             if protocol in INSTANCES:
                 sink[protocol] = {"include": str(self.include(protocol)), "group": group}
-        return [sink]
+        return [sink, *self.pim_ah_sinks(groups)]
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -5,12 +5,16 @@ Every :class:`testbed.network.Network` keeps a run record under
 creates anything until after it removed everything: its owner (PID and
 start time), the network namespaces it attached (all named ``<prefix>-*``)
 and, beside the record, one FRR state directory per router holding the
-daemons' pid files. A normal run cleans up after itself and deletes the
-record. A record whose owner is gone is a crash; :func:`clean_run` then
+daemons' pid files and, when PIM is protected, the PIM AH shim's status
+file (``pim-ah.status.json``, which names the shim's PID). A normal run
+cleans up after itself and deletes the record. A record whose owner is gone
+is a crash; :func:`clean_run` then
 
 1. stops every FRR daemon named by a pid file in the run's directory (the
    PID must still be that daemon: ``/proc/<pid>/comm`` is checked, so a
-   recycled PID is never signalled);
+   recycled PID is never signalled), and every PIM AH shim named by a status
+   file (its command line must still be that shim with that status file);
+   SIGTERM lets a shim remove its iptables chain;
 2. stops every process still inside one of the run's namespaces
    (``ip netns pids``: GCKS, GMs, Mininet shells, anything started there);
 3. deletes those namespaces, which removes every veth and bridge in them;
@@ -43,6 +47,7 @@ __all__ = [
     "main",
     "namespaces",
     "records",
+    "shim_pids",
 ]
 
 RUNTIME_DIR = Path("/run/mrkm-testbed")
@@ -165,6 +170,28 @@ def frr_pids(folder: Path) -> list[int]:
     return pids
 
 
+SHIM_STATUS = "pim-ah.status.json"  # testbed.router.PimAhShim.status_path's name
+SHIM_MODULE = b"mrkm.sinks.pim_ah"
+
+
+def shim_pids(folder: Path) -> list[int]:
+    """PIDs of live PIM AH shims named by ``<folder>/*/pim-ah.status.json``.
+
+    The PID counts only while ``/proc/<pid>/cmdline`` is that shim's, with
+    that very status file: a recycled PID is never signalled.
+    """
+    pids = []
+    for status in sorted(folder.glob(f"*/{SHIM_STATUS}")):
+        try:
+            pid = int(json.loads(status.read_text())["pid"])
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if SHIM_MODULE in argv and str(status).encode() in argv and not _gone(pid):
+            pids.append(pid)
+    return pids
+
+
 def clean_run(record: RunRecord, log: bool = False) -> list[str]:
     """Remove everything of one run (module docstring, steps 1–4); what could not be removed."""
 
@@ -177,6 +204,10 @@ def clean_run(record: RunRecord, log: bool = False) -> list[str]:
     if daemons:
         say(f"stopping FRR daemons {daemons} (pid files)")
         problems += [f"FRR daemon {p} survived SIGKILL" for p in stop_pids(daemons)]
+    shims = shim_pids(record.folder)
+    if shims:
+        say(f"stopping PIM AH shims {shims} (status files)")
+        problems += [f"PIM AH shim {p} survived SIGKILL" for p in stop_pids(shims)]
     existing = set(namespaces())
     ours = [ns for ns in record.namespaces if ns in existing]
     for ns in reversed(ours):
@@ -200,6 +231,7 @@ def clean_run(record: RunRecord, log: bool = False) -> list[str]:
 def leftovers(record: RunRecord) -> list[str]:
     """What of ``record``'s run still exists, in words ([] = nothing)."""
     out = [f"FRR daemon {p} (pid file)" for p in frr_pids(record.folder)]
+    out += [f"PIM AH shim {p} (status file)" for p in shim_pids(record.folder)]
     existing = set(namespaces())
     out += [f"namespace {ns}" for ns in record.namespaces if ns in existing]
     if (record.folder / RECORD).exists():

@@ -4,8 +4,8 @@
 Inputs, all written before this module runs (STYLE.md item 15):
 ``events.jsonl`` (every process log merged, :mod:`testbed.bundle`),
 ``wire/wire.jsonl`` (:func:`testbed.collectors.parse_captures`),
-``samples/neighbors-<router>.jsonl`` and ``samples/cpu-gcks.jsonl``
-(:mod:`testbed.collectors`). Every function below takes plain records, so
+``samples/neighbors-<router>.jsonl``, ``samples/cpu-gcks.jsonl`` and
+``samples/routers.json`` (:mod:`testbed.collectors`). Every function below takes plain records, so
 tests feed synthetic logs and check the numbers exactly.
 
 Definitions (times on the shared host clock; "rekey" = a GCKS ``rekey_sent``
@@ -31,6 +31,10 @@ whose reason is not ``heartbeat``; a GM's events are matched to it on
 * key convergence of a rekey = the maximum over members (``*_max_ms``), with
   the median and p95 over members; p95 is the nearest-rank percentile (the
   ceil(0.95 n)-th smallest value), so it is always a measured value.
+  For PIM under AH the wire is the router's shim: its ``pim_ah_send_switch``
+  event (the first PIM packet it protected with a new SPI, logged by router
+  name and mapped to the GM through ``routers.json``) is a ``wire_key``
+  record of protocol ``pim-ah`` with the SPI as key id (:func:`pim_ah_wire`).
 * switch-over skew = max − min of ``t_wire`` over the rekey's routers (two or more).
 * bytes per rekey = ``copies`` × ``octets`` (GSA_REKEY octets, UDP payload);
   messages per rekey = ``copies``.
@@ -46,6 +50,12 @@ whose reason is not ``heartbeat``; a GM's events are matched to it on
   divided by the registrations in that window; per rekey = CPU used from
   ``t_send`` for ``REKEY_CPU_WINDOW`` s (or until the next rekey), averaged
   over rekeys. The kernel counts CPU in 10 ms ticks: only averages mean much.
+* PIM AH drops (:func:`pim_ah_counters`): per reason (``in:unprotected``,
+  ``in:bad-icv``, ``in:unknown-spi``, ``out:no-send-sa``...) summed over the
+  routers' shims, from each shim's final counters (``pim_ah_stopped``); a
+  shim that logged no stop (killed) counts its ``pim_ah_drop`` events and
+  their ``suppressed`` numbers instead. A shim drops PIM sent before its
+  first key (``out:no-send-sa`` during bring-up) by design: it fails closed.
 * host saturation: CPU busy > 90 % over a stretch of at least 5 s of host
   samples, or the 1-minute load average above 0.9 per CPU both before and
   after the run. Such a run is marked invalid (``manifest.json``).
@@ -76,6 +86,8 @@ __all__ = [
     "gcks_cpu",
     "host_saturation",
     "percentile",
+    "pim_ah_counters",
+    "pim_ah_wire",
     "read_jsonl",
     "registration",
     "rekey_results",
@@ -91,6 +103,8 @@ SATURATED_BUSY = 0.90  # fraction of all CPUs busy ...
 SATURATED_FOR = 5.0  # ... for at least this many s makes a run invalid
 SATURATED_LOAD_PER_CPU = 0.90  # 1-minute load average per CPU, before and after the run
 GCKS_CPU = "cpu-gcks.jsonl"
+ROUTERS = "routers.json"  # router name -> GM node, written by the collectors
+PIM_AH = "pim-ah"  # the key table protocol of PIM AH keys (mrkm.sinks.pim_ah.PROTOCOL)
 
 #: Columns of metrics.csv, one row per rekey.
 REKEY_FIELDS = (
@@ -448,6 +462,90 @@ def rekey_results(
     return results
 
 
+# -- PIM under AH ---------------------------------------------------------------------------------
+
+
+def pim_ah_wire(
+    events: Iterable[Mapping[str, Any]], routers: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """``wire_key`` records of the PIM AH shims' ``pim_ah_send_switch`` events.
+
+    The shim logs by router name; ``routers`` maps it to the router's GM node
+    (as ``samples/routers.json`` does), so the records match the members of
+    a PIM rekey. ``key_id`` is the SPI, which is the key id of the rekey.
+    """
+    names = routers or {}
+    return [
+        {
+            "t": e["t"],
+            "event": "wire_key",
+            "router": e["node"],
+            "node": names.get(e["node"], e["node"]),
+            "proto": PIM_AH,
+            "key_id": e.get("spi"),
+            "previous": e.get("previous"),
+            "first": True,
+        }
+        for e in _of(events, "pim_ah_send_switch")
+    ]
+
+
+def pim_ah_counters(events: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The PIM AH shims' packet counts: ``{"drops": {reason: n}, "drops_by_router":
+    {router: {reason: n}}, "protected": n, "accepted": n}`` (None when no shim logged).
+
+    Per shim run (a ``pim_ah_started`` up to its ``pim_ah_stopped``) the final
+    counters count; a run without a stop counts its ``pim_ah_drop`` events,
+    each ``1 + suppressed`` packets (module docstring).
+    """
+    runs: dict[str, list[dict[str, int]]] = {}
+    pending: dict[str, dict[str, int]] = {}
+    seen = False
+    for e in events:
+        kind = e["event"]
+        if not kind.startswith("pim_ah_"):
+            continue
+        seen = True
+        node = str(e["node"])
+        if kind == "pim_ah_started":
+            if node in pending:  # the previous run of this shim logged no stop
+                runs.setdefault(node, []).append(pending.pop(node))
+            pending[node] = {}
+        elif kind == "pim_ah_drop":
+            name = f"{e.get('direction', 'in')}_dropped.{e.get('reason', '')}"
+            counts = pending.setdefault(node, {})
+            counts[name] = counts.get(name, 0) + 1 + int(e.get("suppressed") or 0)
+        elif kind == "pim_ah_stopped":
+            pending.pop(node, None)
+            counters = e.get("counters") or {}
+            runs.setdefault(node, []).append({str(k): int(v) for k, v in counters.items()})
+    for node, counts in pending.items():
+        runs.setdefault(node, []).append(counts)
+    if not seen:
+        return None
+    totals: dict[str, int] = {}
+    by_router: dict[str, dict[str, int]] = {}
+    protected = accepted = 0
+    for node, counted in sorted(runs.items()):
+        mine: dict[str, int] = {}
+        for counters in counted:
+            protected += counters.get("out_protected", 0)
+            accepted += counters.get("in_accepted", 0)
+            for name, n in counters.items():
+                direction, _, reason = name.partition("_dropped.")
+                if reason:
+                    key = f"{direction}:{reason}"
+                    mine[key] = mine.get(key, 0) + n
+                    totals[key] = totals.get(key, 0) + n
+        by_router[node] = dict(sorted(mine.items()))
+    return {
+        "drops": dict(sorted(totals.items())),
+        "drops_by_router": by_router,
+        "protected": protected,
+        "accepted": accepted,
+    }
+
+
 # -- registration ---------------------------------------------------------------------------------
 
 
@@ -640,10 +738,12 @@ def summarize(
     wire: Sequence[Mapping[str, Any]] = (),
     neighbors: Sequence[Mapping[str, Any]] = (),
     cpu: Sequence[Mapping[str, Any]] = (),
+    routers: Mapping[str, str] | None = None,
 ) -> RunMetrics:
-    """Every metric of the module docstring from the run's records."""
+    """Every metric of the module docstring from the run's records; ``routers`` maps
+    router names to GM nodes (for the PIM AH shims' events)."""
     gcks, gms = roles(events)
-    results = rekey_results(events, wire, cpu)
+    results = rekey_results(events, [*wire, *pim_ah_wire(events, routers)], cpu)
     rows = [r.row() for r in results]
     heartbeats = [e for e in _of(events, "rekey_sent", gcks) if e.get("reason") == "heartbeat"]
     flaps = adjacency_flaps(neighbors)
@@ -680,6 +780,7 @@ def summarize(
         },
         "gcks_cpu": gcks_cpu(events, cpu, results),
         "copies_dropped_as_duplicates": len(_of(events, "rekey_duplicate")),
+        "pim_ah": pim_ah_counters(events),
         "excluded": sorted(
             {
                 e["node"]
@@ -701,7 +802,12 @@ def compute_metrics(folder: Path) -> RunMetrics:
         for r in read_jsonl(path)
     ]
     cpu = read_jsonl(folder / "samples" / GCKS_CPU)
-    metrics = summarize(events, wire, neighbors, cpu)
+    try:
+        taps = json.loads((folder / "samples" / ROUTERS).read_text(encoding="utf-8"))
+        routers = {str(t["name"]): str(t["node"]) for t in taps if t.get("node")}
+    except (OSError, ValueError, TypeError, KeyError):
+        routers = {}
+    metrics = summarize(events, wire, neighbors, cpu, routers)
     metrics.summary["skipped_lines"] = skipped_lines(folder / "events.jsonl")
     return metrics
 

@@ -12,7 +12,8 @@ workdir (STYLE.md item 14):
   the rekey group on the router's GM bridge only
   (``reference/pim-local-and-tshark.md`` §3); the sinks its router names
   (``frr``, or ``bird`` per protocol) key the router's OSPFv2 and OSPFv3
-  links.
+  links, and its ``pim_ah`` sink keys the router's PIM AH shim
+  (:class:`testbed.router.PimAhShim`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "GmNode",
     "default_groups",
     "member_id",
+    "pim_group",
 ]
 
 REKEY_GROUP = "239.192.0.1"
@@ -42,6 +44,19 @@ REKEY_PORT = 848
 IKE_PORT = 848
 V2_GROUP = "ospfv2-area0"
 V3_GROUP = "ospfv3-area0"
+PIM_GROUP = "pim-sm"
+#: The timer fields a PIM group copies from another group of the same run (pim_group).
+TIMER_FIELDS = (
+    "lifetime",
+    "rekey_margin",
+    "atd",
+    "dtd",
+    "rekey_address",
+    "rekey_port",
+    "copies",
+    "heartbeat",
+    "prime",
+)
 
 
 def member_id(router: str) -> str:
@@ -50,12 +65,18 @@ def member_id(router: str) -> str:
 
 
 def default_groups(
-    atd: int = 2, dtd: int = 4, lifetime: float = 600.0, rekey_margin: float = 60.0
+    atd: int = 2,
+    dtd: int = 4,
+    lifetime: float = 600.0,
+    rekey_margin: float = 60.0,
+    pim: bool = False,
 ) -> list[dict[str, Any]]:
-    """One OSPFv2 Keyed-MD5 group and one OSPFv3 HMAC-SHA-256 group (FRR 8.4.4 can use both).
+    """One OSPFv2 Keyed-MD5 group and one OSPFv3 HMAC-SHA-256 group (FRR 8.4.4 can use both),
+    and with ``pim`` the PIM AH group :data:`PIM_GROUP` (:func:`pim_group`).
 
     ATD must exceed the key convergence time (FRR's OSPFv2 switches at T on
     each router) and stay below the dead interval; ATD 2 s fits hello 1 / dead 4.
+    The same ATD fits PIM under AH with hello 1 s / hold 4 s.
     """
     common = {
         "lifetime": lifetime,
@@ -65,10 +86,39 @@ def default_groups(
         "rekey_address": REKEY_GROUP,
         "rekey_port": REKEY_PORT,
     }
-    return [
+    groups: list[dict[str, Any]] = [
         {"name": V2_GROUP, "protocol": "ospfv2", "algorithm": "md5", **common},
         {"name": V3_GROUP, "protocol": "ospfv3", "algorithm": "hmac-sha-256", **common},
     ]
+    if pim:
+        groups.append(pim_group(groups[0]))
+    return groups
+
+
+def pim_group(template: Mapping[str, Any] | None = None, name: str = PIM_GROUP) -> dict[str, Any]:
+    """The PIM AH group (RFC 5796: AH with HMAC-SHA-256-128) that keys every router's shim.
+
+    Its timers (:data:`TIMER_FIELDS`) come from ``template``, another group
+    of the same run, so a scenario's rollover timing applies to PIM too;
+    without one: lifetime 600 s, margin 60 s, ATD 2 s, DTD 4 s. ATD must
+    exceed the key convergence time, since a router that sends with a key
+    its neighbor does not hold yet loses that neighbor after the hold time
+    (4 s in the testbed); DTD covers the spread of the switch.
+    """
+    group: dict[str, Any] = {
+        "name": name,
+        "protocol": "pim",
+        "algorithm": "hmac-sha-256",
+        "lifetime": 600.0,
+        "rekey_margin": 60.0,
+        "atd": 2,
+        "dtd": 4,
+        "rekey_address": REKEY_GROUP,
+        "rekey_port": REKEY_PORT,
+    }
+    if template is not None:
+        group |= {k: template[k] for k in TIMER_FIELDS if k in template}
+    return group
 
 
 class _Node:
@@ -295,16 +345,17 @@ class GmNode(_Node):
         ``keys_installed`` named the key for ``protocol``; BIRD itself starts
         sending with it at its activation time)."""
         word = f"ospfv2 send={key_id};" if protocol == "ospfv2" else None
+        row_protocol = "pim-ah" if protocol in ("pim", "pim-ah") else protocol
         events = self.events()
         known: float | None = None  # when the GM first held key_id for protocol
         for event in events:
             if event["event"] == "keys_installed" and known is None:
                 rows = event.get("rows") or []
-                if any((r["protocol"], r["key_id"]) == (protocol, key_id) for r in rows):
+                if any((r["protocol"], r["key_id"]) == (row_protocol, key_id) for r in rows):
                     known = event["t"]
             if event["event"] != "router_install" or not event["ok"]:
                 continue
-            if event.get("sink") == "bird":
+            if event.get("sink") in ("bird", "pim_ah"):
                 if known is not None and event["t"] >= known and key_id in event["key_ids"]:
                     return True
                 continue

@@ -8,11 +8,18 @@ the run survived. A scenario runner uses it like this::
 
     topology = get_topology("ring5")
     with Network(topology, run_folder, prefix="mk") as net:
-        net.wait_pim()                    # PIM neighbors: no authentication, up at once
         net.start_mrkm()                  # GCKS + one GM per router; all registered
         net.wait_ospf_full()              # adjacencies form with MRKM's keys only
+        net.wait_pim()                    # PIM neighbors (under AH) and the rekey tree
         sent = net.rekey("ospfv2-area0")  # multicast over PIM; every GM accepted it
         net.wait_installed(sent)          # every router sends with the new key
+
+The order matters when PIM is protected (``pim_auth``, the default): PIM
+neighbors form only once the GMs, registered over the management network,
+hand the PIM group's key to the routers' AH shims. Registration needs
+neither OSPF nor PIM, so registering first always works; with
+``pim_auth=False`` PIM comes up at once, as before, and ``wait_pim`` may
+come first too.
 
 Layout (addresses from :mod:`topologies.addressing`; ``P`` = the prefix):
 
@@ -46,9 +53,21 @@ is refused by :meth:`Network.start_mrkm` with the routers and group named.
 Bootstrap is out of band (ARCHITECTURE.md): routers start with OSPF
 authentication on and no usable key (FRR: a random lock key; BIRD: no
 password), so no adjacency forms until the GMs, registered over the
-management network, install the group keys. PIM neighbors form at once
-(FRR 8.4 has no PIM authentication); the PIM tree to the RP follows once
-OSPF is Full.
+management network, install the group keys.
+
+PIM (``pim_auth``, on by default): FRR 8.4's pimd has no authentication, so
+every router runs MRKM's userspace AH shim (:class:`~testbed.router.PimAhShim`,
+RFC 5796) from before pimd starts, with ``ip pim hello 1 <dead>`` on its links
+(hold time = the OSPF dead interval, 4 s by default).
+The shim fails closed, so no PIM neighbor forms until the GM installs the
+key of the PIM group (:data:`~testbed.mrkm_nodes.PIM_GROUP`, protocol
+``pim``, HMAC-SHA-256-128). :meth:`Network.start_mrkm` adds that group to
+the groups it is given when they hold no ``pim`` group, with the timers of
+their first group (:func:`~testbed.mrkm_nodes.pim_group`), so a scenario's
+groups get PIM protected without naming it; a scenario that names a
+``pim`` group keeps its own. With ``pim_auth=False`` PIM runs unprotected
+and neighbors form at once (a ``pim`` group is then refused). Either way
+the PIM tree to the RP follows once OSPF is Full.
 """
 
 from __future__ import annotations
@@ -77,9 +96,18 @@ from testbed.mrkm_nodes import (
     GmNode,
     default_groups,
     member_id,
+    pim_group,
     random_psk,
 )
-from testbed.router import FrrRouter, Port, RouterNode, RouterPlan, memory_kib, pid_alive
+from testbed.router import (
+    FrrRouter,
+    PimAhShim,
+    Port,
+    RouterNode,
+    RouterPlan,
+    memory_kib,
+    pid_alive,
+)
 from topologies.addressing import GCKS_MGMT_ADDRESS, MGMT_PREFIXLEN, assign, lan_address6
 from topologies.model import Topology, TopologyError
 
@@ -91,6 +119,7 @@ __all__ = [
     "gm_address",
     "gm_liveness",
     "group_problems",
+    "with_pim_group",
 ]
 
 GM_INTERFACE = "gm0"
@@ -106,6 +135,10 @@ ROUTER_SYSCTLS = (
     "net.ipv6.conf.all.accept_dad=0",  # link-locals usable at once (ospf6d uses them)
     "net.ipv6.conf.default.accept_dad=0",
 )
+#: s, PIM hello interval on links when PIM runs under AH; the hold time is the OSPF dead
+#: interval (4 s by default), so a neighbor lost to a key shows within seconds, not 105 s,
+#: and a lossy link drops PIM no more readily than OSPF.
+PIM_HELLO = 1
 
 
 #: Topology ``flavor`` -> the router class that runs it.
@@ -151,6 +184,32 @@ def group_problems(topology: Topology, groups: Sequence[Mapping[str, Any]]) -> l
     return problems
 
 
+def with_pim_group(
+    groups: Sequence[Mapping[str, Any]], pim_auth: bool = True
+) -> list[dict[str, Any]]:
+    """``groups`` as the GCKS gets them: with ``pim_auth`` and no ``pim`` group among
+    them, :func:`~testbed.mrkm_nodes.pim_group` is added with the first group's
+    timers. Without ``pim_auth`` a ``pim`` group is refused (no shim would take its
+    keys): :class:`TopologyError` naming it.
+    """
+    out = [dict(g) for g in groups]
+    pim = [str(g.get("name")) for g in out if g.get("protocol") == "pim"]
+    if not pim_auth:
+        if pim:
+            raise TopologyError(
+                f"group(s) {', '.join(pim)} key PIM, but this network leaves PIM "
+                "unprotected (pim_auth off: no AH shim in the routers)"
+            )
+        return out
+    if not pim:
+        taken = {str(g.get("name")) for g in out}
+        group = pim_group(out[0] if out else None)
+        if group["name"] in taken:
+            raise TopologyError(f"group name {group['name']!r} is taken by a non-PIM group")
+        out.append(group)
+    return out
+
+
 def gm_liveness(groups: Sequence[Mapping[str, Any]]) -> float:
     """A GM's ``liveness``: 2.5 of the slowest group's heartbeats (0 if a group has none).
 
@@ -188,7 +247,9 @@ class Network:
         *,
         hello: int = 1,
         dead: int = 4,
+        pim_auth: bool = True,
     ) -> None:
+        """``pim_auth``: protect PIM with MRKM's AH shim in every router (module doc)."""
         if not prefix.isalnum() or len(prefix) > 12:
             raise ValueError(f"prefix {prefix!r}: 1 to 12 letters or digits")
         self.topology = assign(topology)
@@ -201,6 +262,7 @@ class Network:
         self.workdir = workdir.resolve()
         self.prefix = prefix
         self.hello, self.dead = hello, dead
+        self.pim_auth = pim_auth
         self.record = RunRecord.new(prefix, self.workdir)
         first = self.topology.routers[0].name
         self.rp_router = self.topology.rp or first
@@ -265,7 +327,8 @@ class Network:
         if name == self.gcks_router:
             ports.append(Port(GCKS_ROUTER_IF, "gcks", f"{GCKS_LAN}.1/24"))
         rp = topo.router(self.rp_router).loopback
-        return RouterPlan(name, router.loopback, rp, tuple(ports), self.hello, self.dead)
+        pim = (PIM_HELLO, max(self.dead, 3 * PIM_HELLO)) if self.pim_auth else (0, 0)
+        return RouterPlan(name, router.loopback, rp, tuple(ports), self.hello, self.dead, *pim)
 
     @staticmethod
     def _lan_interface(router: str, lan: str) -> str:
@@ -483,11 +546,21 @@ class Network:
     def _start_routers(self, timeout: float) -> None:
         for name, plan in self.plans.items():
             cls = FLAVORS[self.topology.router(name).flavor]
+            shim = None
+            if self.pim_auth:
+                shim = PimAhShim(
+                    name,
+                    self.exec_prefix(name),
+                    state=self.record.folder / name,
+                    log=self.workdir / f"pim-ah-{name}.jsonl",
+                    node=name,
+                )
             self.routers[name] = cls(
                 plan,
                 state=self.record.folder / name,
                 workdir=self.workdir / name,
                 prefix=self.exec_prefix(name),
+                pim_ah=shim,
             )
         self._stack.callback(self._stop_routers)
         # Parallel start: each router waits on its own daemons' sockets.
@@ -556,7 +629,12 @@ class Network:
     def wait_pim(self, timeout: float = 30) -> float:
         """Wait until every router has its PIM neighbor on every link and, once the GMs
         run, knows its GM's membership of the rekey group (IGMP on the GM bridge: a
-        restarted pimd learns it only from the GM's answer to its query). Seconds waited."""
+        restarted pimd learns it only from the GM's answer to its query) and the rekey
+        tree reaches it (:meth:`missing_rekey_tree`, which needs OSPF's routes).
+        Seconds waited.
+
+        With ``pim_auth`` PIM neighbors need the PIM group's key: call
+        :meth:`start_mrkm` first (the module doc's order)."""
 
         def missing(router: RouterNode) -> list[str]:
             out = router.missing_pim()
@@ -675,15 +753,20 @@ class Network:
         Returns the registration time in seconds.
 
         ``groups`` defaults to :func:`default_groups`, without its OSPFv3 group when
-        a link joins FRR and BIRD routers. :class:`TopologyError` (a ValueError),
-        naming the groups and routers, when a group cannot key some routers
-        (:func:`group_problems`); nothing is started then.
+        a link joins FRR and BIRD routers. With ``pim_auth`` the PIM group is
+        added unless ``groups`` hold a ``pim`` group (:func:`with_pim_group`).
+        :class:`TopologyError` (a ValueError), naming the groups and routers,
+        when a group cannot key some routers (:func:`group_problems`) or keys
+        PIM without ``pim_auth``; nothing is started then.
         """
         if groups is None:
             groups = default_groups()
             if group_problems(self.topology, [g for g in groups if g["name"] == V3_GROUP]):
                 groups = [g for g in groups if g["name"] != V3_GROUP]
-        groups = [dict(g) for g in groups]
+        try:
+            groups = with_pim_group(groups, self.pim_auth)
+        except TopologyError as exc:
+            raise TopologyError(f"topology {self.topology.name}: {exc}") from None
         problems = group_problems(self.topology, groups)
         if problems:  # a TopologyError is a ValueError the scenario runner reports
             raise TopologyError(f"topology {self.topology.name}: " + "; ".join(problems))
@@ -799,7 +882,8 @@ class Network:
     # -- measurements -----------------------------------------------------------------------
 
     def memory(self) -> dict[str, dict[str, dict[str, int]]]:
-        """Per router {process: {"rss": KiB, "pss": KiB}}: its routing daemons and its GM."""
+        """Per router {process: {"rss": KiB, "pss": KiB}}: its routing daemons, its PIM AH
+        shim (``pim-ah``) and its GM."""
         out: dict[str, dict[str, dict[str, int]]] = {}
         for name, router in self.routers.items():
             out[name] = router.memory()
@@ -838,36 +922,47 @@ def main(argv: list[str] | None = None) -> int:
         prog="testbed.network",
         description="Build a topology in Mininet with FRR or BIRD routers (each router's "
         "flavor), start the GCKS and a GM per router, "
-        "wait for PIM, registration and OSPF Full, send one rekey over PIM, print bring-up "
+        "wait for registration, OSPF Full and PIM (under AH unless --no-pim-auth), send one "
+        "rekey over PIM, print bring-up "
         "times and memory per router, and tear everything down.",
     )
     parser.add_argument("--topo", default="ring5", help="topology name (topologies.registry)")
     parser.add_argument("--workdir", default="results/network", help="folder for configs and logs")
     parser.add_argument("--prefix", default="mk", help="namespace prefix (default mk)")
     parser.add_argument("--timeout", type=float, default=120, help="s for each readiness wait")
+    parser.add_argument(
+        "--no-pim-auth", action="store_true", help="leave PIM unprotected (no AH shims)"
+    )
     args = parser.parse_args(argv)
     topology = get_topology(args.topo)
     t0 = time.monotonic()
-    with Network(topology, Path(args.workdir), prefix=args.prefix) as net:
-        net.wait_pim(args.timeout)
+    workdir = Path(args.workdir)
+    with Network(topology, workdir, prefix=args.prefix, pim_auth=not args.no_pim_auth) as net:
         net.start_mrkm(timeout=args.timeout)
         net.wait_ospf_full(args.timeout)
+        net.wait_pim(args.timeout)
         bring_up = time.monotonic() - t0
         sent = net.rekey(V2_GROUP, args.timeout)
         memory = net.memory()
     per_router = [sum(p["rss"] for p in procs.values()) for procs in memory.values()]
-    frr = [sum(v["rss"] for k, v in procs.items() if k != "gm") for procs in memory.values()]
+    frr = [
+        sum(v["rss"] for k, v in procs.items() if k not in ("gm", "pim-ah"))
+        for procs in memory.values()
+    ]
+    shim = [procs["pim-ah"]["rss"] for procs in memory.values() if "pim-ah" in procs]
     pss = [sum(p["pss"] for p in procs.values()) for procs in memory.values()]
     report = {
         "topology": topology.name,
         "routers": len(topology.routers),
         "links": len(topology.links),
+        "pim_auth": not args.no_pim_auth,
         "bring_up_s": round(bring_up, 3),
         "timings_s": {k: round(v, 3) for k, v in net.timings.items()},
         "rekey_accepted_by_all_s": round(sent["accepted_s"], 3),
         "rss_per_router_mib": round(sum(per_router) / len(per_router) / 1024, 1),
         "frr_rss_per_router_mib": round(sum(frr) / len(frr) / 1024, 1),
         "pss_per_router_mib": round(sum(pss) / len(pss) / 1024, 1),
+        "shim_rss_per_router_mib": round(sum(shim) / len(shim) / 1024, 1) if shim else None,
     }
     print(json.dumps(report, indent=1))
     return 0

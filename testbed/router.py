@@ -29,10 +29,23 @@ into the state directory):
   224.0.0.0/4``), ``ip pim`` on every link and on ``lo``; the GM interface
   (an empty bridge) gets ``ip pim passive`` + ``ip igmp`` and the GCKS LAN
   ``ip pim`` + ``ip igmp`` (``reference/pim-local-and-tshark.md`` §3).
-  PIM has no authentication in FRR 8.4, so neighbors form at once. Joins
+  PIM has no authentication in FRR 8.4: MRKM protects it with AH in
+  userspace (below); without that, neighbors form at once. Joins
   are refreshed every 10 s and the GM bridge's IGMP max response time is
   1 s, so that the rekey tree returns within seconds after a pimd restart
-  (FRR 8.4 sends no triggered join on a neighbor's new GenID).
+  (FRR 8.4 sends no triggered join on a neighbor's new GenID). With the
+  shim, links say ``ip pim hello 1 4`` (:attr:`RouterPlan.pim_hello`,
+  ``pim_hold``), so a neighbor lost to a missing or wrong key shows within
+  4 s, not 105 s.
+* **the PIM AH shim** (:class:`PimAhShim`, ``python -m mrkm.sinks.pim_ah``,
+  RFC 5796 / RFC 4302 on NFQUEUE; module doc of :mod:`mrkm.sinks.pim_ah`),
+  when the network protects PIM: started in the router's namespace before
+  any daemon, so no PIM ever leaves unprotected, and stopped by PID after
+  them. It fails closed: until the GM's ``pim_ah`` sink hands it the
+  group's keys no PIM passes, so PIM neighbors form only after the GM
+  registered. Its key and status files live in the state directory (tmpfs,
+  removed at stop; :mod:`testbed.cleanup` finds a crashed run's shims
+  there), its event log ``pim-ah-<router>.jsonl`` in the run's workdir.
 
 :class:`RouterNode` is what the rest of the testbed uses of a router of any
 flavor: start/stop, ``start_daemon``/``stop_daemon`` by name (the scenario
@@ -56,6 +69,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -64,11 +78,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mrkm.sinks.frr_commands import LOCK_CHAIN_INDEX, LOCK_KEY_ID, MD5_KEY_OCTETS
+from testbed.processes import REPO
 
 __all__ = [
     "DAEMONS",
     "AdjacencyWatch",
     "FrrRouter",
+    "PimAhShim",
     "Port",
     "RouterNode",
     "RouterPlan",
@@ -87,6 +103,11 @@ DAEMONS = ("zebra", "ospfd", "ospf6d", "pimd")
 KEYCHAIN = "mrkm"
 JOIN_PRUNE_INTERVAL = 10  # s, pimd's periodic (*,G) joins (see pimd_config)
 FULL = "Full"
+SHIM = "pim-ah"  # the shim's name among a router's processes (pids(), memory())
+SHIM_QUEUE = 7  # NFQUEUE number of the shim (one shim per namespace)
+SHIM_START_TIMEOUT = 30.0  # s: a Python start on a loaded 2-core host
+#: (protocol, algorithm) pairs the PIM AH shim takes (mrkm.config PIM_ALGORITHMS).
+PIM_ALGORITHMS = ("hmac-sha-256", "hmac-sha-1")
 
 
 # -- the plan of one router ----------------------------------------------------------------
@@ -130,6 +151,8 @@ class RouterPlan:
     ports: tuple[Port, ...]
     hello: int = 1  # s, OSPF hello interval
     dead: int = 4  # s, OSPF dead interval
+    pim_hello: int = 0  # s, PIM hello interval on links (0: pimd's default, 30 s)
+    pim_hold: int = 0  # s, PIM hold time on links (with pim_hello)
 
     def of_kind(self, kind: str) -> list[Port]:
         """The ports of one kind, in declaration order."""
@@ -218,14 +241,17 @@ def ospf6d_config(plan: RouterPlan, lock: str, keychain: str = KEYCHAIN) -> str:
 
 
 def pimd_config(plan: RouterPlan) -> str:
-    """pimd.conf: static RP, PIM on links and lo, the GM bridge and GCKS LAN with IGMP."""
+    """pimd.conf: static RP, PIM on links and lo (hello/hold from the plan), the GM bridge
+    and GCKS LAN with IGMP."""
     out = [f"hostname {plan.name}", "!", f"ip pim rp {plan.rp} 224.0.0.0/4"]
     # Periodic joins every 10 s (default 60): FRR 8.4 sends no triggered join when a
     # neighbor's pimd restarts (new GenID), so the tree through it returns only with
     # the next periodic join (measured: about 60 s with the default).
     out += [f"ip pim join-prune-interval {JOIN_PRUNE_INTERVAL}", "!"]
-    for port in [Port("lo", "lo", ""), *plan.links]:
-        out += [f"interface {port.name}", " ip pim", "exit", "!"]
+    timers = [f" ip pim hello {plan.pim_hello} {plan.pim_hold}"] if plan.pim_hello else []
+    out += ["interface lo", " ip pim", "exit", "!"]
+    for port in plan.links:
+        out += [f"interface {port.name}", " ip pim", *timers, "exit", "!"]
     for port in plan.of_kind("gcks"):  # the rekey source's first-hop router
         out += [f"interface {port.name}", " ip pim", " ip igmp", "exit", "!"]
     for port in plan.of_kind("gm"):  # §3: `ip igmp` alone forwards nothing
@@ -320,10 +346,125 @@ def terminate(pid: int, timeout: float = 5.0) -> None:
         poll(lambda: not pid_alive(pid), 5)
 
 
-#: (protocol, algorithm) pairs the FRR 8.4.4 sink can install (reference/routers.md §0).
+@dataclass
+class PimAhShim:
+    """The PIM AH shim of one router (``python -m mrkm.sinks.pim_ah``), an app with a
+    lifecycle: started inside the router's namespace through ``prefix``, ready once
+    its status file holds its PID, stopped by that PID (SIGTERM: it removes its
+    iptables chain ``MRKM-AH-<router>``; SIGKILL after a deadline).
+
+    ``state`` holds the key file (written by the GM's ``pim_ah`` sink, mode
+    0600) and the status file; ``log`` is the shim's JSON-lines event log
+    (``pim_ah_started``, ``pim_ah_keys_loaded``, ``pim_ah_send_switch``,
+    ``pim_ah_drop``, ``pim_ah_stopped`` with its final counters), its stderr
+    beside it.
+    """
+
+    router: str
+    prefix: Sequence[str]
+    state: Path
+    log: Path
+    node: str = ""
+    queue: int = SHIM_QUEUE
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def keys(self) -> Path:
+        """The key file the GM's ``pim_ah`` sink writes and the shim reads."""
+        return self.state / "pim-ah.keys.json"
+
+    @property
+    def status_path(self) -> Path:
+        """The status file the shim writes (PID, SPIs, counters; no keys)."""
+        return self.state / "pim-ah.status.json"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.log.with_suffix(".stderr")
+
+    def command(self) -> list[str]:
+        """The shim's command line, without the namespace prefix."""
+        return [
+            *(sys.executable, "-m", "mrkm.sinks.pim_ah"),
+            *("--keys", str(self.keys), "--status", str(self.status_path)),
+            *("--log", str(self.log), "--queue", str(self.queue)),
+            *("--tag", self.router, "--node", self.node or self.router),
+        ]
+
+    def start(self, timeout: float = SHIM_START_TIMEOUT) -> None:
+        """Start the shim; return once its status file names its PID (its rules are in).
+
+        RuntimeError with its stderr if it exits first, TimeoutError after
+        ``timeout`` s (the process is left for :meth:`stop`).
+        """
+        if self.pid() is not None:
+            raise RuntimeError(f"{self.router}: the PIM AH shim already runs (pid {self.pid()})")
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.status_path.unlink(missing_ok=True)
+        with self.stderr_path.open("ab") as err:
+            self.popen = subprocess.Popen(
+                [*self.prefix, *self.command()],
+                env=dict(os.environ, PYTHONPATH=str(REPO)),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        popen = self.popen
+        if not poll(
+            lambda: self.status().get("pid") == popen.pid or popen.poll() is not None,
+            timeout,
+            0.05,
+        ):
+            raise TimeoutError(
+                f"{self.router}: the PIM AH shim wrote no status in {timeout} s "
+                f"(stderr: {self.stderr_path})"
+            )
+        if popen.poll() is not None:
+            raise RuntimeError(
+                f"{self.router}: the PIM AH shim exited {popen.returncode}: "
+                f"{self.stderr_path.read_text(errors='replace').strip()[-2000:]}"
+            )
+
+    def pid(self) -> int | None:
+        """The shim's PID while it runs (the Popen handle: never a recycled PID)."""
+        if self.popen is None or self.popen.poll() is not None:
+            return None
+        return self.popen.pid
+
+    def status(self) -> dict[str, Any]:
+        """The status file as a dict ({} before the shim wrote it)."""
+        try:
+            data = json.loads(self.status_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def counters(self) -> dict[str, int]:
+        """The shim's packet counters (``in_dropped.unprotected``, ``out_protected``...)."""
+        counters = self.status().get("counters")
+        return {str(k): int(v) for k, v in counters.items()} if isinstance(counters, dict) else {}
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM by PID, SIGKILL after ``timeout`` s; the exit code (None: never started)."""
+        popen = self.popen
+        if popen is None:
+            return None
+        if popen.poll() is None:
+            popen.send_signal(signal.SIGTERM)
+            try:
+                return popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+        return popen.wait(5)
+
+
+#: (protocol, algorithm) pairs the FRR 8.4.4 sink can install (reference/routers.md §0);
+#: PIM through the PIM AH shim.
 FRR_ALGORITHMS: dict[str, tuple[str, ...]] = {
     "ospfv2": ("md5",),
     "ospfv3": ("md5", "hmac-sha-256"),
+    "pim": PIM_ALGORITHMS,
 }
 
 
@@ -345,6 +486,8 @@ class RouterNode(abc.ABC):
     state: Path
     workdir: Path
     daemons: tuple[str, ...]
+    #: The router's PIM AH shim, None when the network leaves PIM unprotected.
+    pim_ah: PimAhShim | None
 
     @property
     def name(self) -> str:
@@ -419,11 +562,29 @@ class RouterNode(abc.ABC):
             terminate(pid, timeout)
 
     def pids(self) -> dict[str, int]:
-        """{daemon: PID} of the daemons that run."""
-        return {d: pid for d in self.daemons if (pid := self.pid(d)) is not None}
+        """{daemon: PID} of the daemons that run, and the PIM AH shim as ``pim-ah``."""
+        out = {d: pid for d in self.daemons if (pid := self.pid(d)) is not None}
+        if self.pim_ah is not None and (pid := self.pim_ah.pid()) is not None:
+            out[SHIM] = pid
+        return out
+
+    def pim_ah_sinks(self, groups: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The ``pim_ah`` sink for the ``pim`` group of ``groups`` ({protocol: group}),
+        if this router runs a shim; [] otherwise."""
+        if self.pim_ah is None or "pim" not in groups:
+            return []
+        return [
+            {
+                "type": "pim_ah",
+                "name": "pim_ah",
+                "keys": str(self.pim_ah.keys),
+                "status": str(self.pim_ah.status_path),
+                "group": groups["pim"],
+            }
+        ]
 
     def memory(self) -> dict[str, dict[str, int]]:
-        """{daemon: {"rss": KiB, "pss": KiB}} of the running daemons."""
+        """{daemon: {"rss": KiB, "pss": KiB}} of the running daemons (and the shim)."""
         return {daemon: memory_kib(pid) for daemon, pid in self.pids().items()}
 
     def adjacencies(self) -> list[tuple[Port, str, str, str]]:
@@ -526,6 +687,7 @@ class FrrRouter(RouterNode):
     daemons: tuple[str, ...] = DAEMONS
     keychain: str = KEYCHAIN
     started: list[str] = field(default_factory=list)
+    pim_ah: PimAhShim | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -550,6 +712,9 @@ class FrrRouter(RouterNode):
             path = self.state / f"{daemon}.conf"
             path.write_text(text)
             _chown_frr(path)
+        if self.pim_ah is not None and "pimd" in self.daemons:
+            # Before any daemon: pimd's first hello already goes through the shim.
+            self.pim_ah.start(max(timeout, SHIM_START_TIMEOUT))
         for daemon in self.daemons:
             self._start_daemon(daemon, timeout)
 
@@ -623,11 +788,14 @@ class FrrRouter(RouterNode):
         return pid if comm == daemon and pid_alive(pid) else None
 
     def stop(self) -> None:
-        """Stop the daemons by PID (newest first); keep their logs in the workdir."""
+        """Stop the daemons by PID (newest first), then the PIM AH shim; keep their logs
+        in the workdir."""
         try:
             for daemon in reversed(self.started):
                 self.stop_daemon(daemon)
         finally:
+            if self.pim_ah is not None:
+                self.pim_ah.stop()
             self.started.clear()
             self.workdir.mkdir(parents=True, exist_ok=True)
             for path in self.state.glob("*.log"):
@@ -636,7 +804,8 @@ class FrrRouter(RouterNode):
             shutil.rmtree(self.state, ignore_errors=True)
 
     def sinks(self, groups: Mapping[str, str]) -> list[dict[str, Any]]:
-        """One ``frr`` sink (vtysh) on every OSPF link for the groups of ``groups``."""
+        """One ``frr`` sink (vtysh) on every OSPF link for the groups of ``groups``, and
+        the ``pim_ah`` sink of its shim for a ``pim`` group."""
         interfaces = [p.name for p in self.plan.links]
         sink: dict[str, Any] = {"type": "frr", "name": "frr", "vty_socket": str(self.state)}
         if "ospfv2" in groups:
@@ -647,7 +816,7 @@ class FrrRouter(RouterNode):
                 "keychain": self.keychain,
                 "group": groups["ospfv3"],
             }
-        return [sink]
+        return [sink, *self.pim_ah_sinks(groups)]
 
     # -- vtysh ----------------------------------------------------------------------------
 
@@ -731,27 +900,42 @@ class FrrRouter(RouterNode):
 
 @dataclass(frozen=True)
 class Flap:
-    """A poll in which an adjacency that was Full was not: when, where, what state."""
+    """A poll in which an adjacency that was Full (OSPF) or Up (PIM) was not: when,
+    where, what state."""
 
     t: float
     router: str
     interface: str
     peer: str
-    protocol: str  # "OSPFv2" | "OSPFv3"
+    protocol: str  # "OSPFv2" | "OSPFv3" | "PIM"
     state: str
+
+
+def _pim_states(router: RouterNode) -> dict[tuple[str, str], str] | None:
+    """PIM neighbors as {(interface, neighbor router id): "Up"} (None: pimd did not answer)."""
+    neighbors = router.pim_neighbors()
+    if neighbors is None:
+        return None
+    return {
+        (port.name, peer_id): "Up"
+        for port, _, peer_id, address in router.adjacencies()
+        if address in neighbors.get(port.name, set())
+    }
 
 
 @dataclass
 class AdjacencyWatch:
-    """Poll every router's OSPF neighbors every ``period`` s (one thread per router).
+    """Poll every router's OSPF and PIM neighbors every ``period`` s (one thread per router).
 
-    Every adjacency counts from the first poll in which it is Full; any later
-    poll that shows it otherwise is a :class:`Flap` (ARCHITECTURE.md
-    "adjacency flaps"). A poll the daemon did not answer is skipped.
+    Every adjacency counts from the first poll in which it is Full (a PIM
+    neighbor: listed, "Up"); any later poll that shows it otherwise is a
+    :class:`Flap` (ARCHITECTURE.md "adjacency flaps"). A poll the daemon did
+    not answer is skipped. ``protocols`` picks among OSPFv2, OSPFv3 and PIM.
     """
 
     routers: Sequence[RouterNode]
     period: float = 0.2
+    protocols: tuple[str, ...] = ("OSPFv2", "OSPFv3", "PIM")
     flaps: list[Flap] = field(default_factory=list)
     polls: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -767,18 +951,22 @@ class AdjacencyWatch:
 
     def _run(self, router: RouterNode) -> None:
         seen_full: set[tuple[str, str, str]] = set()
+        queries: dict[str, Callable[[], Mapping[tuple[str, str], str] | None]] = {
+            "OSPFv2": router.ospf_neighbors,
+            "OSPFv3": router.ospf6_neighbors,
+            "PIM": lambda: _pim_states(router),
+        }
         while not self._stop.is_set():
-            for proto, states in (
-                ("OSPFv2", router.ospf_neighbors()),
-                ("OSPFv3", router.ospf6_neighbors()),
-            ):
+            for proto in self.protocols:
+                states = queries[proto]()
                 if states is None:
                     continue
                 now = time.time()
                 for port, peer, peer_id, _ in router.adjacencies():
                     state = states.get((port.name, peer_id), "absent")
                     key = (proto, port.name, peer_id)
-                    if router.adjacency_ok(port, state):
+                    up = state == "Up" if proto == "PIM" else router.adjacency_ok(port, state)
+                    if up:
                         seen_full.add(key)
                     elif key in seen_full:
                         with self._lock:

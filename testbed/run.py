@@ -3,9 +3,17 @@
 1. Load the scenario (``scenarios/<name>.yaml``) and its topology (or the
    one ``--topo`` names); create the run bundle
    ``results/<scenario>/<UTC>-s<seed>/``.
-2. Build the network (:mod:`testbed.network`): FRR with OSPF and PIM on
-   every router, then the GCKS and one GM per router; wait until every GM
-   is registered and OSPF is Full everywhere (only MRKM's keys allow that).
+2. Build the network (:mod:`testbed.network`): FRR (or BIRD) with OSPF and
+   PIM on every router, PIM behind MRKM's AH shim unless ``--no-pim-auth``;
+   then the GCKS and one GM per router. Wait, in this order, until every GM
+   is registered (over the management network, which needs no routing),
+   OSPF is Full everywhere (only MRKM's keys allow that), and PIM neighbors
+   (under AH: only MRKM's PIM key allows them) and the rekey tree reach
+   every router. With PIM protected the network adds the PIM group
+   ``pim-sm`` to the scenario's groups unless it names a ``pim`` group
+   itself (:func:`testbed.network.with_pim_group`); with
+   ``--no-pim-auth`` the scenario's ``pim`` groups and their timeline
+   entries are left out, and the run says so.
 3. Start the collectors (neighbor sampler, one wire sniffer per router,
    host and GCKS CPU), play the timeline with a progress line per step,
    and wait for the scenario's duration.
@@ -20,6 +28,7 @@ Needs root (network namespaces, routing daemons).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -38,7 +47,24 @@ from testbed.verdicts import derived
 from topologies.model import Topology, TopologyError
 from topologies.registry import get_topology
 
-__all__ = ["main", "run_scenario"]
+__all__ = ["main", "run_scenario", "without_pim"]
+
+
+def without_pim(scenario: Scenario) -> tuple[Scenario, list[str]]:
+    """``scenario`` without its ``pim`` groups and the timeline entries that name them
+    (for a run that leaves PIM unprotected); and what was left out, in words."""
+    pim = {str(g["name"]) for g in scenario.groups if g.get("protocol") == "pim"}
+    if not pim:
+        return scenario, []
+    dropped = [a for a in scenario.timeline if str(a.args.get("group", "")) in pim]
+    kept = dataclasses.replace(
+        scenario,
+        groups=tuple(g for g in scenario.groups if str(g["name"]) not in pim),
+        timeline=tuple(a for a in scenario.timeline if a not in dropped),
+    )
+    notes = [f"group {name} (pim) left out: PIM is unprotected" for name in sorted(pim)]
+    notes += [f"timeline t+{a.at:g} s {a.do} {a.args.get('group')} left out" for a in dropped]
+    return kept, notes
 
 
 def _taps(net: Network) -> list[RouterTap]:
@@ -61,9 +87,18 @@ def _taps(net: Network) -> list[RouterTap]:
 
 
 def run_scenario(
-    scenario: Scenario, topology: Topology, out: Path, prefix: str, plots: bool = True
+    scenario: Scenario,
+    topology: Topology,
+    out: Path,
+    prefix: str,
+    plots: bool = True,
+    pim_auth: bool = True,
 ) -> tuple[int, dict[str, Any], Path]:
-    """Run one scenario; return (exit code, summary, bundle folder)."""
+    """Run one scenario; return (exit code, summary, bundle folder). ``pim_auth``
+    protects PIM with the AH shim (the module doc)."""
+    notes: list[str] = []
+    if not pim_auth:
+        scenario, notes = without_pim(scenario)
     params = {
         "topology": topology.name,
         "routers": len(topology.routers),
@@ -71,6 +106,7 @@ def run_scenario(
         "groups": list(scenario.groups),
         "timeline": [{"at": a.at, "do": a.do, **a.args} for a in scenario.timeline],
         "duration": scenario.duration,
+        "pim_auth": pim_auth,
     }
     bundle = RunBundle.create(out, scenario.name, scenario.seed, params)
     workdir = Path(f"/tmp/mrkm-run-{prefix}")  # keys and PSKs stay out of results/
@@ -83,18 +119,26 @@ def run_scenario(
     )
     print(f"  question: {scenario.question}")
     print(f"  bundle: {bundle.folder}")
+    print(f"  PIM: {'under AH, keyed by MRKM' if pim_auth else 'unprotected (--no-pim-auth)'}")
+    for note in notes:
+        print(f"  note: {note}")
     failure: str | None = None
     logs: dict[str, Path] = {}
     player: Player | None = None
     timings: dict[str, float] = {}
     try:
-        with progress, Network(topology, workdir, prefix=prefix) as net:
-            progress.note("network built, routing daemons started; waiting for PIM")
-            net.wait_pim()
+        with progress, Network(topology, workdir, prefix=prefix, pim_auth=pim_auth) as net:
+            progress.note("network built, routing daemons started; registering the GMs")
             net.start_mrkm(groups=list(scenario.groups))
             progress.note(f"all {len(topology.routers)} GMs registered")
             net.wait_ospf_full()
             progress.note("OSPF Full on every link (with MRKM's keys)")
+            net.wait_pim()
+            progress.note(
+                "PIM neighbors "
+                + ("under AH (MRKM's key) " if pim_auth else "")
+                + "and the rekey tree on every router"
+            )
             collectors = Collectors(bundle.folder, _taps(net)).start()
             gcks_pid = net.gcks.pid() if net.gcks is not None else None
             if gcks_pid is not None:
@@ -159,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results", help="root folder for run bundles")
     parser.add_argument("--prefix", default=None, help="namespace prefix (default mk<pid>)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
+    parser.add_argument(
+        "--no-pim-auth",
+        action="store_true",
+        help="leave PIM unprotected: no AH shims, no PIM group (default: PIM under AH)",
+    )
     args = parser.parse_args(argv)
     try:
         scenario = load_scenario(args.scenario)
@@ -169,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         parser.error("the Mininet testbed needs root (network namespaces, routing daemons)")
     prefix = args.prefix or f"mk{os.getpid() % 100000}"
-    code, _, _ = run_scenario(scenario, topology, Path(args.out), prefix, not args.no_plots)
+    code, _, _ = run_scenario(
+        scenario, topology, Path(args.out), prefix, not args.no_plots, not args.no_pim_auth
+    )
     return code
 
 

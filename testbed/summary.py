@@ -109,6 +109,7 @@ def _facts(summary: Mapping[str, Any], manifest: Mapping[str, Any]) -> Table:
             f"{_v(cpu.get('per_registration_ms'), ' ms')} per registration, "
             f"{_v(cpu.get('per_rekey_ms'), ' ms')} per rekey",
         ),
+        ("PIM AH", _pim_ah(summary)),
         ("incomplete rekeys", ", ".join(map(str, summary.get("incomplete_rekeys", []))) or "none"),
         ("excluded by eviction", ", ".join(summary.get("excluded", [])) or "none"),
         ("host", "[green]valid[/]" if valid else f"[bold red]INVALID[/] ({reasons})"),
@@ -118,6 +119,18 @@ def _facts(summary: Mapping[str, Any], manifest: Mapping[str, Any]) -> Table:
     for name, value in facts:
         table.add_row(name, value)
     return table
+
+
+def _pim_ah(summary: Mapping[str, Any]) -> str:
+    """``12034 protected, 12001 accepted; drops: in:unprotected 3, out:no-send-sa 40``."""
+    pim = summary.get("pim_ah")
+    if not pim:
+        return "unprotected (no AH shim)"
+    drops = ", ".join(f"{reason} {n}" for reason, n in pim.get("drops", {}).items()) or "none"
+    return (
+        f"{_v(pim.get('protected'))} packets protected, {_v(pim.get('accepted'))} accepted; "
+        f"drops: {drops}"
+    )
 
 
 def _flaps(summary: Mapping[str, Any]) -> str:

@@ -208,3 +208,12 @@ def test_summary_prints_the_rekey_table_and_headline_numbers(tmp_path: Path) -> 
     assert "3/3 GMs in 0.410 s" in text
     assert "excluded by eviction      r3.mrkm" in text
     assert "27.333 ms per registration, 26.667 ms per rekey" in text
+    assert "PIM AH" in text and "unprotected (no AH shim)" in text  # no shim in this run
+
+
+def test_summary_shows_pim_ah_packets_and_drops_per_reason() -> None:
+    pim = {"drops": {"in:unprotected": 3, "out:no-send-sa": 40}, "protected": 900, "accepted": 880}
+    console = Console(record=True, width=140)
+    summary.print_summary({"pim_ah": pim}, console=console)
+    text = console.export_text()
+    assert "900 packets protected, 880 accepted; drops: in:unprotected 3, out:no-send-sa 40" in text

@@ -334,3 +334,94 @@ def test_install_time_tells_apart_groups_whose_key_ids_overlap() -> None:
     # an older log without protocol-qualified keys is matched on the ids alone
     bare = [{k: v for k, v in e.items() if k != "keys"} for e in installs]
     assert _install_time(bare, {2}, 10.0, {"ospfv3"}) == 10.5
+
+
+# -- PIM under AH ---------------------------------------------------------------------------
+
+
+def _pim_run() -> list[dict[str, Any]]:
+    """A PIM rekey (SPI 70000) to two GMs, and the shims of r1 and r2 (logging by router).
+
+    r1's shim switches to the new SPI 2.5 s after the send, r2's 2.75 s after; r2's
+    shim was killed (no ``pim_ah_stopped``), so its drops come from its drop events.
+    """
+    t = 1000.0
+    keys = [{"protocol": "pim-ah", "key_id": 70000, "group": "pim-sm"}]
+    return [
+        {"t": t - 5, "event": "process_started", "node": "gcks", "role": "gcks"},
+        {"t": t - 4, "event": "member_registered", "node": "gcks", "group": "pim-sm",
+         "member": "r1.mrkm"},
+        {"t": t - 4, "event": "member_registered", "node": "gcks", "group": "pim-sm",
+         "member": "r2.mrkm"},
+        {"t": t - 3, "event": "pim_ah_started", "node": "r1"},
+        {"t": t - 3, "event": "pim_ah_started", "node": "r2"},
+        {"t": t - 2.9, "event": "pim_ah_drop", "node": "r2", "direction": "out",
+         "reason": "no-send-sa", "suppressed": 4},
+        {"t": t, "event": "rekey_sent", "node": "gcks", "group": "pim-sm", "sa": "aa",
+         "message_id": 1, "key_ids": [70000], "reason": "manual", "octets": 300, "copies": 3},
+        *[{"t": t + 0.1, "event": "rekey_accepted", "node": n, "sa": "aa", "message_id": 1}
+          for n in ("r1.mrkm", "r2.mrkm")],
+        *[{"t": t + 0.2, "event": "keys_installed", "node": n, "group": "pim-sm", "rows": keys}
+          for n in ("r1.mrkm", "r2.mrkm")],
+        *[{"t": t + 0.3, "event": "router_install", "node": n, "sink": "pim_ah", "ok": True,
+           "key_ids": [70000], "keys": ["pim-ah:70000"]} for n in ("r1.mrkm", "r2.mrkm")],
+        {"t": t + 2.5, "event": "pim_ah_send_switch", "node": "r1", "spi": 70000,
+         "previous": 512},
+        {"t": t + 2.75, "event": "pim_ah_send_switch", "node": "r2", "spi": 70000,
+         "previous": 512},
+        {"t": t + 3, "event": "pim_ah_drop", "node": "r2", "direction": "in",
+         "reason": "unprotected", "suppressed": 0},
+        {"t": t + 9, "event": "pim_ah_stopped", "node": "r1",
+         "counters": {"out_protected": 40, "in_accepted": 38, "in_dropped.bad-icv": 2,
+                      "out_dropped.no-send-sa": 3}},
+    ]  # fmt: skip
+
+
+def test_pim_ah_send_switches_are_the_wire_of_a_pim_rekey() -> None:
+    """t_wire of a PIM rekey is each shim's first packet with the new SPI, mapped to its GM."""
+    from testbed.metrics import pim_ah_wire
+
+    events = _pim_run()
+    wire = pim_ah_wire(events, {"r1": "r1.mrkm", "r2": "r2.mrkm"})
+    assert [(w["node"], w["proto"], w["key_id"]) for w in wire] == [
+        ("r1.mrkm", "pim-ah", 70000),
+        ("r2.mrkm", "pim-ah", 70000),
+    ]
+    [row] = summarize(events, routers={"r1": "r1.mrkm", "r2": "r2.mrkm"}).rows
+    assert (row["members_accepted"], row["members_installed"], row["members_on_wire"]) == (2, 2, 2)
+    assert (row["install_max_ms"], row["wire_first_ms"], row["wire_last_ms"]) == (
+        300.0,
+        2500.0,
+        2750.0,
+    )
+    assert row["skew_ms"] == 250.0
+    # Without the router -> GM map the shims' records match no member.
+    [alone] = summarize(events).rows
+    assert alone["members_on_wire"] == 0
+
+
+def test_pim_ah_drops_per_reason_from_final_counters_or_drop_events() -> None:
+    from testbed.metrics import pim_ah_counters
+
+    counted = pim_ah_counters(_pim_run())
+    assert counted == {
+        "drops": {"in:bad-icv": 2, "in:unprotected": 1, "out:no-send-sa": 8},
+        "drops_by_router": {
+            "r1": {"in:bad-icv": 2, "out:no-send-sa": 3},
+            "r2": {"in:unprotected": 1, "out:no-send-sa": 5},  # 1 + 4 suppressed
+        },
+        "protected": 40,
+        "accepted": 38,
+    }
+    assert pim_ah_counters(rs.all_events()) is None  # no shim in that run
+    assert summarize(_pim_run()).summary["pim_ah"] == counted
+
+
+def test_compute_metrics_maps_shims_to_gms_through_routers_json(tmp_path: Path) -> None:
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in _pim_run()))
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "routers.json").write_text(
+        json.dumps([{"name": "r1", "node": "r1.mrkm"}, {"name": "r2", "node": "r2.mrkm"}])
+    )
+    [row] = compute_metrics(tmp_path).rows
+    assert row["members_on_wire"] == 2 and row["skew_ms"] == 250.0

@@ -3,7 +3,11 @@
 The root tests build real networks (Mininet hosts, FRR 8.4.4, the GCKS and a
 GM per router) and check, after the ``with`` block, that no namespace,
 process, root-namespace link or run record of the run is left. The fast
-tests check the generated FRR configuration.
+tests check the generated FRR configuration. The five-router test runs
+with PIM unprotected (``pim_auth=False``): the behaviour from before PIM
+was keyed holds there (PIM up before MRKM, no shim, no PIM group);
+tests/test_network_pim_ah.py has the default, PIM under AH. The cleanup
+tests run with the default, so a killed run's shims are cleaned up too.
 """
 
 from __future__ import annotations
@@ -116,13 +120,17 @@ def test_five_routers_get_keys_and_every_gm_accepts_a_rekey_sent_over_pim(tmp_pa
 
     prefix = _prefix("n")
     t0 = time.monotonic()
-    with Network(_ring_with_chord(), tmp_path, prefix=prefix) as net:
+    with Network(_ring_with_chord(), tmp_path, prefix=prefix, pim_auth=False) as net:
         routers = list(net.routers.values())
+        assert all(r.pim_ah is None for r in routers)
+        assert "hello" not in (tmp_path / "r1" / "pimd.conf").read_text()
         # PIM needs no key; OSPF has only the lock keys: no adjacency may form yet.
         net.wait_pim(timeout=30)
         for router in routers:
             assert not [s for s in (router.ospf_neighbors() or {}).values() if s == "Full"]
         net.start_mrkm(timeout=30)
+        assert net.gcks is not None
+        assert [g["name"] for g in net.gcks.groups] == [V2_GROUP, V3_GROUP]  # no PIM group
         net.wait_ospf_full(timeout=40)
         bring_up = time.monotonic() - t0
         with AdjacencyWatch(routers) as watch:
@@ -168,7 +176,7 @@ def test_an_exception_inside_the_context_still_cleans_up(
         net.start_mrkm(timeout=30)
         pids = list(net.process_pids())
         raise error("inside the network")
-    assert len(pids) >= 2 * 5 + 1
+    assert len(pids) >= 2 * 6 + 1  # 4 daemons, a PIM AH shim and a GM per router; the GCKS
     _assert_gone(prefix, pids)
 
 
@@ -207,6 +215,8 @@ def test_clean_net_removes_what_a_killed_run_left(tmp_path: Path) -> None:
         owner.wait(10)
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"{prefix}-r1" in listed  # the FRR daemons and GMs keep the namespaces alive
+    shims = cleanup.shim_pids(cleanup.RUNTIME_DIR / prefix)
+    assert len(shims) == 2 and set(shims) <= set(pids)  # found by their status files
     assert cleanup.main(["--prefix", prefix]) == 0
     _assert_gone(prefix, pids)
 

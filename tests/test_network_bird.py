@@ -9,8 +9,9 @@ daemon names ``start_daemon``/``stop_daemon`` take, and how a GM's
 Root tests build real networks (tests/test_network.py has the FRR one):
 
 1. ``ring5-bird``: five BIRD routers (BIRD for OSPF, FRR's zebra + pimd for
-   PIM). No adjacency before MRKM's keys; every GM registered; OSPFv2 and
-   OSPFv3 Full with HMAC-SHA-256; pimd's RPF resolves through the kernel
+   PIM, behind MRKM's PIM AH shim). No adjacency before MRKM's keys; every GM
+   registered (in the PIM group too); OSPFv2 and OSPFv3 Full with
+   HMAC-SHA-256, then PIM neighbors under AH; pimd's RPF resolves through the kernel
    routes BIRD installed; a rekey of each group is accepted and installed
    everywhere, and the adjacencies stay Full, with no flap, past the moment
    the old keys stop being accepted (so every router sends the new keys);
@@ -131,10 +132,14 @@ def test_group_problems_name_the_group_the_routers_and_the_reason() -> None:
     bird = get_topology("ring5-bird")
     fine = [_group(V2, "ospfv2", "hmac-sha-512"), _group(V3, "ospfv3", "hmac-sha-256")]
     assert group_problems(bird, fine) == []
+    # PIM is keyed through the AH shim on both flavors, in AH's algorithms only.
+    assert group_problems(mixed, [_group("p", "pim", "hmac-sha-256")]) == []
     [keyed] = group_problems(
-        bird, [_group(V2, "ospfv2", "hmac-sha-1"), {"name": "x", "protocol": "pim"}]
+        bird,
+        [_group(V2, "ospfv2", "hmac-sha-1"), {"name": "x", "protocol": "pim", "algorithm": "md5"}],
     )
     assert "group x (pim" in keyed and "bird routers r1, r2, r3, r4, r5" in keyed
+    assert "hmac-sha-256, hmac-sha-1 only" in keyed
 
 
 def test_start_mrkm_refuses_a_group_a_flavor_cannot_use(tmp_path: Path) -> None:
@@ -220,11 +225,15 @@ def test_bird_ring_keys_rekeys_without_flaps_and_survives_a_bird_restart(tmp_pat
     with Network(get_topology("ring5-bird"), tmp_path, prefix=prefix) as net:
         routers = list(net.routers.values())
         assert {type(r) for r in routers} == {BirdRouter}
-        net.wait_pim(timeout=30)
+        assert all(r.pim_ah is not None and r.pim_ah.pid() for r in routers)
         for router in routers:  # BIRD has no password yet: nothing may be Full
+            wait_until(lambda r=router: r.ospf_neighbors() is not None, 10, "BIRD to answer")
             assert "Full" not in (router.ospf_neighbors() or {}).values()
         net.start_mrkm(groups, timeout=30)
+        assert net.gcks is not None
+        assert [g["protocol"] for g in net.gcks.groups] == ["ospfv2", "ospfv3", "pim"]
         net.wait_ospf_full(timeout=40)
+        net.wait_pim(timeout=30)  # PIM under AH: FRR's pimd behind the shim
         bring_up = time.monotonic() - t0
         # pimd on a BIRD router resolves RPF through the kernel routes BIRD installed.
         rpf = net.routers["r3"].vtysh(f"show ip rpf {GCKS_LAN}.2")
@@ -308,10 +317,11 @@ def test_mixed_ring_md5_rekey_without_flaps_and_ospfd_restart_gets_keys_back(
     with Network(get_topology("ring5-mixed"), tmp_path, prefix=prefix) as net:
         kinds = {name: r.flavor for name, r in net.routers.items()}
         assert kinds == {"r1": "frr", "r2": "bird", "r3": "frr", "r4": "bird", "r5": "frr"}
-        net.wait_pim(timeout=30)
-        net.start_mrkm(timeout=30)  # default groups: OSPFv2 MD5 only on a mixed network
-        assert net.gcks is not None and [g["name"] for g in net.gcks.groups] == [V2]
+        # default groups: OSPFv2 MD5 only on a mixed network, and PIM (AH) on every flavor
+        net.start_mrkm(timeout=30)
+        assert net.gcks is not None and [g["name"] for g in net.gcks.groups] == [V2, "pim-sm"]
         net.wait_ospf_full(timeout=40)
+        net.wait_pim(timeout=30)
         with AdjacencyWatch(list(net.routers.values())) as watch:
             sent = net.rekey(V2, timeout=20)
             net.wait_installed(sent, timeout=20)

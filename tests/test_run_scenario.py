@@ -1,4 +1,5 @@
-"""The scenario runner on a real Mininet network (root): the smoke scenario end to end."""
+"""The scenario runner on a real Mininet network (root): the smoke scenario end to end,
+with PIM under MRKM's AH (the default): its PIM rekey rolls like the OSPF ones."""
 
 from __future__ import annotations
 
@@ -25,13 +26,18 @@ def test_smoke_scenario_converges_without_flaps_and_leaves_nothing(tmp_path: Pat
     assert summary["failure"] is None, summary["failure"]
     assert code == 0
     # Every rekey reached every GM and was installed on every router.
-    assert summary["rekey_count"] == 2 and summary["incomplete_rekeys"] == []
+    assert summary["rekey_count"] == 3 and summary["incomplete_rekeys"] == []
     assert summary["rekeys_converged_fraction"] == 1
     rows = summary["rekeys"]
     assert all(
         r["members_accepted"] == r["members_installed"] == r["members_expected"] == 5 for r in rows
     ), rows
-    assert summary["adjacency_flaps"] == 0
+    assert summary["adjacency_flaps"] == 0 and summary["pim_flaps"] == 0
+    # The PIM rekey: every shim sent with the new SPI (its t_wire), no PIM flap.
+    [pim] = [r for r in rows if r["group"] == "pim-sm"]
+    assert pim["members_on_wire"] == 5 and pim["wire_first_ms"] > 0, pim
+    assert summary["pim_ah"]["protected"] > 0 and summary["pim_ah"]["accepted"] > 0
+    assert not any(k.startswith("in:") for k in summary["pim_ah"]["drops"]), summary["pim_ah"]
     # The faults of the timeline are in the bundle, with their spans.
     events = [json.loads(line) for line in (folder / "events.jsonl").open()]
     faults = {e["kind"] for e in events if e["event"] == "fault"}
