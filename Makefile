@@ -35,8 +35,8 @@ fmt: $(STAMP)  ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix mrkm tests tools testbed topologies
 	$(VENV)/bin/ruff format mrkm tests tools testbed topologies
 
-run-scenario: $(STAMP)  ## the main job (root): a scenario on a Mininet network (SCENARIO=, TOPO=, NO_PIM_AUTH=1)
-	PYTHONPATH=. $(PY) -m testbed.run --scenario $(SCENARIO) $(if $(TOPO),--topo $(TOPO)) $(if $(NO_PIM_AUTH),--no-pim-auth)
+run-scenario: $(STAMP)  ## the main job (root): a scenario on a Mininet network (SCENARIO=, TOPO=, NO_PIM_AUTH=1, REGISTRATION=in-band)
+	PYTHONPATH=. $(PY) -m testbed.run --scenario $(SCENARIO) $(if $(TOPO),--topo $(TOPO)) $(if $(NO_PIM_AUTH),--no-pim-auth) $(if $(REGISTRATION),--registration $(REGISTRATION))
 
 campaign: $(STAMP)  ## a campaign (root): parameter grid x seeds x repetitions, resumable (CAMPAIGN=)
 	PYTHONPATH=. $(PY) -m testbed.campaign --campaign $(CAMPAIGN)

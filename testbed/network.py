@@ -75,6 +75,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import secrets
 import signal
 import subprocess
 import sys
@@ -115,6 +116,7 @@ __all__ = [
     "FLAVORS",
     "GCKS_LAN",
     "GM_INTERFACE",
+    "REGISTRATION_MODES",
     "Network",
     "gm_address",
     "gm_liveness",
@@ -143,6 +145,8 @@ PIM_HELLO = 1
 
 #: Topology ``flavor`` -> the router class that runs it.
 FLAVORS: dict[str, type[FrrRouter] | type[BirdRouter]] = {"frr": FrrRouter, "bird": BirdRouter}
+#: How GMs reach the GCKS: the management network, or the routed network (module doc).
+REGISTRATION_MODES = ("oob", "in-band")
 
 
 def group_problems(topology: Topology, groups: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -248,8 +252,19 @@ class Network:
         hello: int = 1,
         dead: int = 4,
         pim_auth: bool = True,
+        registration: str = "oob",
     ) -> None:
-        """``pim_auth``: protect PIM with MRKM's AH shim in every router (module doc)."""
+        """``pim_auth``: protect PIM with MRKM's AH shim in every router (module doc).
+
+        ``registration``: ``oob`` (default) registers GMs over the management
+        network; ``in-band`` over the routed network itself, to the GCKS's
+        rekey-LAN address: FRR routers then start with a shared bootstrap key,
+        so OSPF forms before MRKM, and the group keys replace it.
+        """
+        if registration not in REGISTRATION_MODES:
+            raise ValueError(
+                f"registration {registration!r} is not one of {', '.join(REGISTRATION_MODES)}"
+            )
         if not prefix.isalnum() or len(prefix) > 12:
             raise ValueError(f"prefix {prefix!r}: 1 to 12 letters or digits")
         self.topology = assign(topology)
@@ -263,6 +278,15 @@ class Network:
         self.prefix = prefix
         self.hello, self.dead = hello, dead
         self.pim_auth = pim_auth
+        self.registration = registration
+        self.bootstrap = secrets.token_hex(32) if registration == "in-band" else None
+        if self.bootstrap is not None:
+            birds = [r.name for r in self.topology.routers if r.flavor != "frr"]
+            if birds:
+                raise TopologyError(
+                    f"in-band registration needs a bootstrap key in every router; "
+                    f"only FRR routers take one so far, not {', '.join(birds)}"
+                )
         self.record = RunRecord.new(prefix, self.workdir)
         first = self.topology.routers[0].name
         self.rp_router = self.topology.rp or first
@@ -555,13 +579,16 @@ class Network:
                     log=self.workdir / f"pim-ah-{name}.jsonl",
                     node=name,
                 )
-            self.routers[name] = cls(
+            node = cls(
                 plan,
                 state=self.record.folder / name,
                 workdir=self.workdir / name,
                 prefix=self.exec_prefix(name),
                 pim_ah=shim,
             )
+            if isinstance(node, FrrRouter):
+                node.bootstrap = self.bootstrap  # None: random lock keys (fail closed)
+            self.routers[name] = node
         self._stack.callback(self._stop_routers)
         # Parallel start: each router waits on its own daemons' sockets.
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -621,6 +648,29 @@ class Network:
                     f"timed out after {timeout} s waiting for {what}; missing:\n  {shown}"
                 )
             time.sleep(interval)
+
+    def wait_bootstrap_replaced(self, timeout: float = 30) -> float:
+        """In-band registration: wait until no router's running configuration holds the
+        bootstrap key any more (the group keys replaced it: ``show running-config``)."""
+        bootstrap = self.bootstrap
+        if bootstrap is None:
+            return 0.0
+
+        def missing(router: RouterNode) -> list[str]:
+            if not isinstance(router, FrrRouter):
+                return []
+            config = router.vtysh("show running-config", check=False).splitlines()
+            return [
+                f"{router.name}: {proto} still holds the bootstrap key"
+                for proto, secret in zip(("OSPFv2", "OSPFv3"), router.lock_keys(), strict=True)
+                if any(line.rstrip().endswith(f" {secret}") for line in config)
+            ]
+
+        took = self._wait(
+            lambda: self._each_router(missing), timeout, "the group keys to replace the bootstrap"
+        )
+        self.timings["bootstrap_replaced_s"] = took
+        return took
 
     def _each_router(self, check: Callable[[RouterNode], list[str]]) -> list[str]:
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -771,12 +821,18 @@ class Network:
         if problems:  # a TopologyError is a ValueError the scenario runner reports
             raise TopologyError(f"topology {self.topology.name}: " + "; ".join(problems))
         members = [member_id(name) for name in self.plans]
-        # Registration on the management network; GSA_REKEY leaves rekey0 from
-        # the GCKS LAN address, a source PIM has an RPF route to (rekey_source).
+        # Registration on the management network, or in band to the GCKS LAN
+        # address (routed by OSPF; the GCKS answers through the GCKS router).
+        # GSA_REKEY leaves rekey0 from the GCKS LAN address, a source PIM has
+        # an RPF route to (rekey_source).
+        registrar = GCKS_MGMT_ADDRESS
+        if self.registration == "in-band":
+            registrar = f"{GCKS_LAN}.2"
+            self.run("gcks", "ip", "route", "replace", "default", "via", f"{GCKS_LAN}.1")
         self.gcks = GcksNode(
             self.workdir,
             self.exec_prefix("gcks"),
-            GCKS_MGMT_ADDRESS,
+            registrar,
             GCKS_IF,
             groups,
             members,
@@ -797,7 +853,7 @@ class Network:
                 name,
                 self.workdir,
                 self.exec_prefix(name),
-                GCKS_MGMT_ADDRESS,
+                registrar,
                 names,
                 self.psk,
                 GM_INTERFACE,

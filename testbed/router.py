@@ -688,15 +688,25 @@ class FrrRouter(RouterNode):
     keychain: str = KEYCHAIN
     started: list[str] = field(default_factory=list)
     pim_ah: PimAhShim | None = None
+    #: In-band registration: a provisioned secret every router shares, used as the
+    #: lock key so OSPF forms before MRKM; the group keys replace it (hex, 64 digits).
+    bootstrap: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    def lock_keys(self) -> tuple[str, str]:
+        """(OSPFv2 MD5 key string, OSPFv3 key string): the bootstrap, else fresh random."""
+        if self.bootstrap is not None:
+            return self.bootstrap[:MD5_KEY_OCTETS], self.bootstrap
+        return secrets.token_urlsafe(MD5_KEY_OCTETS), secrets.token_hex(32)
+
     def configs(self) -> dict[str, str]:
-        """The configuration text of every daemon, with fresh random lock keys."""
+        """The configuration text of every daemon, with the lock keys of :meth:`lock_keys`."""
+        v2_lock, v3_lock = self.lock_keys()
         makers: dict[str, Callable[[], str]] = {
             "zebra": lambda: zebra_config(self.plan),
-            "ospfd": lambda: ospfd_config(self.plan, secrets.token_urlsafe(MD5_KEY_OCTETS)),
-            "ospf6d": lambda: ospf6d_config(self.plan, secrets.token_hex(32), self.keychain),
+            "ospfd": lambda: ospfd_config(self.plan, v2_lock),
+            "ospf6d": lambda: ospf6d_config(self.plan, v3_lock, self.keychain),
             "pimd": lambda: pimd_config(self.plan),
         }
         return {daemon: makers[daemon]() for daemon in self.daemons}

@@ -38,7 +38,7 @@ from typing import Any
 from testbed.bundle import RunBundle
 from testbed.collectors import Collectors, RouterTap, router_poll
 from testbed.faults import Player
-from testbed.network import Network
+from testbed.network import REGISTRATION_MODES, Network
 from testbed.plots import plot_run
 from testbed.progress import RunProgress
 from testbed.scenario import Scenario, ScenarioError, check_topology, load_scenario
@@ -93,9 +93,11 @@ def run_scenario(
     prefix: str,
     plots: bool = True,
     pim_auth: bool = True,
+    registration: str = "oob",
 ) -> tuple[int, dict[str, Any], Path]:
     """Run one scenario; return (exit code, summary, bundle folder). ``pim_auth``
-    protects PIM with the AH shim (the module doc)."""
+    protects PIM with the AH shim (the module doc); ``registration`` is ``oob``
+    (the management network) or ``in-band`` (over OSPF, from a bootstrap key)."""
     notes: list[str] = []
     if not pim_auth:
         scenario, notes = without_pim(scenario)
@@ -107,6 +109,7 @@ def run_scenario(
         "timeline": [{"at": a.at, "do": a.do, **a.args} for a in scenario.timeline],
         "duration": scenario.duration,
         "pim_auth": pim_auth,
+        "registration": registration,
     }
     bundle = RunBundle.create(out, scenario.name, scenario.seed, params)
     workdir = Path(f"/tmp/mrkm-run-{prefix}")  # keys and PSKs stay out of results/
@@ -120,6 +123,14 @@ def run_scenario(
     print(f"  question: {scenario.question}")
     print(f"  bundle: {bundle.folder}")
     print(f"  PIM: {'under AH, keyed by MRKM' if pim_auth else 'unprotected (--no-pim-auth)'}")
+    print(
+        "  registration: "
+        + (
+            "in band, over OSPF from a bootstrap key"
+            if registration == "in-band"
+            else "out of band"
+        )
+    )
     for note in notes:
         print(f"  note: {note}")
     failure: str | None = None
@@ -127,10 +138,23 @@ def run_scenario(
     player: Player | None = None
     timings: dict[str, float] = {}
     try:
-        with progress, Network(topology, workdir, prefix=prefix, pim_auth=pim_auth) as net:
-            progress.note("network built, routing daemons started; registering the GMs")
+        with (
+            progress,
+            Network(
+                topology, workdir, prefix=prefix, pim_auth=pim_auth, registration=registration
+            ) as net,
+        ):
+            if registration == "in-band":
+                progress.note("network built; OSPF forming with the bootstrap key")
+                net.wait_ospf_full()
+                progress.note("OSPF Full with the bootstrap key; registering the GMs in band")
+            else:
+                progress.note("network built, routing daemons started; registering the GMs")
             net.start_mrkm(groups=list(scenario.groups))
             progress.note(f"all {len(topology.routers)} GMs registered")
+            if registration == "in-band":
+                net.wait_bootstrap_replaced()
+                progress.note("the group keys replaced the bootstrap key on every router")
             net.wait_ospf_full()
             progress.note("OSPF Full on every link (with MRKM's keys)")
             net.wait_pim()
@@ -208,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave PIM unprotected: no AH shims, no PIM group (default: PIM under AH)",
     )
+    parser.add_argument(
+        "--registration",
+        choices=REGISTRATION_MODES,
+        default="oob",
+        help="how GMs reach the GCKS: oob = the management network (default), in-band = "
+        "over OSPF, routers starting with a shared bootstrap key that MRKM's keys replace",
+    )
     args = parser.parse_args(argv)
     try:
         scenario = load_scenario(args.scenario)
@@ -219,7 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the Mininet testbed needs root (network namespaces, routing daemons)")
     prefix = args.prefix or f"mk{os.getpid() % 100000}"
     code, _, _ = run_scenario(
-        scenario, topology, Path(args.out), prefix, not args.no_plots, not args.no_pim_auth
+        scenario,
+        topology,
+        Path(args.out),
+        prefix,
+        not args.no_plots,
+        not args.no_pim_auth,
+        args.registration,
     )
     return code
 
