@@ -49,3 +49,19 @@ def test_smoke_scenario_converges_without_flaps_and_leaves_nothing(tmp_path: Pat
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert prefix not in listed
     assert not Path(f"/run/mrkm-testbed/{prefix}").exists()
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_baseline_runs_on_a_real_network_from_the_topology_zoo(tmp_path: Path) -> None:
+    """`make run-scenario SCENARIO=baseline TOPO=geant`: GEANT (22 routers) from topohub."""
+    scenario = load_scenario("baseline")
+    topology = get_topology("geant")
+    assert len(topology.routers) == 22
+    prefix = f"mkg{os.getpid() % 10000}"
+    code, summary, _ = run_scenario(scenario, topology, tmp_path, prefix, plots=False)
+    assert summary["failure"] is None, summary["failure"]
+    assert summary["registration"]["registered"] == 22
+    assert summary["rekeys_converged_fraction"] == 1, summary["incomplete_rekeys"]
+    assert summary["adjacency_flaps"] == 0, summary["flaps"]
+    assert code == 0

@@ -21,33 +21,64 @@ Modules, by the RFC section they implement:
   HMAC-SHA, the OSPFv3 RFC 7166 trailer, and the AH ICV (RFC 4302) for PIM.
 
 Functions are used through their module (``sk.seal``, ``dh.generate``,
-``keywrap.unwrap``); the package re-exports the modules and the shared types.
+``keywrap.unwrap``); the package re-exports the modules and the shared types,
+loaded on first use.
 """
 
 from __future__ import annotations
 
-from mrkm.crypto import (
-    auth,
-    certs,
-    dh,
-    keys,
-    keywrap,
-    prf,
-    rekey_auth,
-    routing,
-    signatures,
-    sk,
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mrkm.crypto import (
+        auth,
+        certs,
+        dh,
+        keys,
+        keywrap,
+        prf,
+        rekey_auth,
+        routing,
+        signatures,
+        sk,
+    )
+    from mrkm.crypto.dh import DhPrivate, InvalidKeyExchange
+    from mrkm.crypto.keys import IkeSaKeys
+    from mrkm.crypto.signatures import (
+        ALG_ID_ECDSA_SHA256,
+        ALG_ID_ED25519,
+        SigningKey,
+        UnsupportedKeyType,
+        VerifyingKey,
+    )
+    from mrkm.crypto.sk import SkSuite
+
+# Loaded on first use (PEP 562): a process that needs only the routing digests
+# (the PIM AH shim, one per router) does not pay for X.509 and the IKE modules.
+_MODULES = frozenset(
+    ("auth", "certs", "dh", "keys", "keywrap", "prf", "rekey_auth", "routing", "signatures", "sk")
 )
-from mrkm.crypto.dh import DhPrivate, InvalidKeyExchange
-from mrkm.crypto.keys import IkeSaKeys
-from mrkm.crypto.signatures import (
-    ALG_ID_ECDSA_SHA256,
-    ALG_ID_ED25519,
-    SigningKey,
-    UnsupportedKeyType,
-    VerifyingKey,
-)
-from mrkm.crypto.sk import SkSuite
+_NAMES = {
+    "DhPrivate": "dh",
+    "InvalidKeyExchange": "dh",
+    "IkeSaKeys": "keys",
+    "ALG_ID_ECDSA_SHA256": "signatures",
+    "ALG_ID_ED25519": "signatures",
+    "SigningKey": "signatures",
+    "UnsupportedKeyType": "signatures",
+    "VerifyingKey": "signatures",
+    "SkSuite": "sk",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f"mrkm.crypto.{name}")
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"mrkm.crypto.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'mrkm.crypto' has no attribute {name!r}")
+
 
 __all__ = [
     "ALG_ID_ECDSA_SHA256",
