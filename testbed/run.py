@@ -47,7 +47,7 @@ from testbed.verdicts import derived
 from topologies.model import Topology, TopologyError
 from topologies.registry import get_topology
 
-__all__ = ["main", "run_scenario", "without_pim"]
+__all__ = ["bring_up_timeout", "main", "run_scenario", "without_pim"]
 
 
 def without_pim(scenario: Scenario) -> tuple[Scenario, list[str]]:
@@ -65,6 +65,11 @@ def without_pim(scenario: Scenario) -> tuple[Scenario, list[str]]:
     notes = [f"group {name} (pim) left out: PIM is unprotected" for name in sorted(pim)]
     notes += [f"timeline t+{a.at:g} s {a.do} {a.args.get('group')} left out" for a in dropped]
     return kept, notes
+
+
+def bring_up_timeout(routers: int) -> float:
+    """Seconds each bring-up wait may take for ``routers`` routers: 60, plus 2 per router."""
+    return 60.0 + 2.0 * routers
 
 
 def _taps(net: Network) -> list[RouterTap]:
@@ -136,6 +141,9 @@ def run_scenario(
     )
     for note in notes:
         print(f"  note: {note}")
+    # Bring-up deadlines grow with the network: on 2 cores 100 routers need about
+    # 70 s to register and 180 s until the rekey tree is up (tools/bench_bringup.py).
+    patience = bring_up_timeout(len(topology.routers))
     failure: str | None = None
     logs: dict[str, Path] = {}
     player: Player | None = None
@@ -154,18 +162,18 @@ def run_scenario(
         ):
             if registration == "in-band":
                 progress.note("network built; OSPF forming with the bootstrap key")
-                net.wait_ospf_full()
+                net.wait_ospf_full(timeout=patience)
                 progress.note("OSPF Full with the bootstrap key; registering the GMs in band")
             else:
                 progress.note("network built, routing daemons started; registering the GMs")
-            net.start_mrkm(groups=list(scenario.groups))
+            net.start_mrkm(groups=list(scenario.groups), timeout=patience)
             progress.note(f"all {len(topology.routers)} GMs registered")
             if registration == "in-band":
-                net.wait_bootstrap_replaced()
+                net.wait_bootstrap_replaced(timeout=patience)
                 progress.note("the group keys replaced the bootstrap key on every router")
-            net.wait_ospf_full()
+            net.wait_ospf_full(timeout=patience)
             progress.note("OSPF Full on every link (with MRKM's keys)")
-            net.wait_pim()
+            net.wait_pim(timeout=patience)
             progress.note(
                 "PIM neighbors "
                 + ("under AH (MRKM's key) " if pim_auth else "")
