@@ -4,10 +4,9 @@
 that takes links down or evicts a member expects some flaps; what must not
 happen is a flap that no fault explains. A flap is *explained* when its
 router or the router at the other end of its interface is a target of a
-fault that was active from ``grace`` seconds before it until ``grace``
-seconds after the fault ended (the dead interval plus SPF and hello
-timers), or when a fault with no targets (the whole network, e.g. a GCKS
-restart) was active.
+fault that acts on routing or on a router's keys (:data:`ROUTING_FAULTS`)
+and was active from ``grace`` seconds before it until ``grace`` seconds
+after the fault ended (the dead interval plus SPF and hello timers).
 
 Derived numbers (all in ``summary.json``):
 
@@ -52,6 +51,7 @@ from topologies.model import Topology
 
 __all__ = [
     "FLAP_GRACE_S",
+    "ROUTING_FAULTS",
     "daemon_rejections",
     "derived",
     "explained",
@@ -74,18 +74,40 @@ def flap_peer(topology: Topology, flap: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: Fault kinds that may break adjacencies: links, loss, rate, partitions, routing
+#: daemons, and GMs that miss keys (stopped, restarting, evicted).
+ROUTING_FAULTS = frozenset(
+    {
+        "link_down",
+        "loss",
+        "rate",
+        "partition",
+        "daemon_down",
+        "daemon_restart",
+        "gm_down",
+        "gm_restart",
+        "evict",
+    }
+)
+
+
 def explained(
     flap: Mapping[str, Any],
     faults: Sequence[Mapping[str, Any]],
     topology: Topology,
     grace: float = FLAP_GRACE_S,
 ) -> bool:
-    """True if a fault active around ``flap`` touched its router or its peer."""
+    """True if a fault active around ``flap`` touched its router or its peer.
+
+    Only faults that act on routing or on a router's keys explain a flap
+    (:data:`ROUTING_FAULTS`): loss on the GM interface, a GCKS outage or an
+    attack must not break an adjacency, so a flap during one stays unexplained.
+    """
     involved = {str(flap.get("router")), flap_peer(topology, flap)}
     t = float(flap["t_down"])
     for record in faults:
-        if str(record.get("kind", "")).startswith("attack"):
-            continue  # an attack must not disturb routing: its flaps stay unexplained
+        if str(record.get("kind", "")) not in ROUTING_FAULTS:
+            continue
         start = float(record["t"])
         until = record.get("until")
         end = float(until) if until is not None else float("inf")

@@ -28,7 +28,10 @@ def test_a_flap_is_explained_only_near_a_fault_on_its_router_or_peer() -> None:
     assert explained(flap("r2", "r3", 105), down, TOPO)  # peer r3 is a target
     assert not explained(flap("r1", "r2", 105), down, TOPO)  # far from the fault
     assert not explained(flap("r2", "r3", 130), down, TOPO)  # long after it
-    assert explained(flap("r1", "r2", 105), [fault("gcks_restart", 100, 101, [])], TOPO)
+    # Faults that leave routing alone explain nothing: a GCKS restart, loss on the GM bridge.
+    assert not explained(flap("r1", "r2", 105), [fault("gcks_restart", 100, 101, [])], TOPO)
+    access = [fault("access_loss", 100, 110, ["r1", "r2", "r3", "r4"], percent=10)]
+    assert not explained(flap("r1", "r2", 105), access, TOPO)
 
 
 def test_derived_counts_unexplained_flaps_and_cut_off_evictees() -> None:
