@@ -141,6 +141,10 @@ class _Periodic:
     def _final(self) -> list[dict[str, Any]]:
         return []
 
+    def request_stop(self) -> None:
+        """Ask the thread to stop after its current sample, without waiting for it."""
+        self._stop.set()
+
     def stop(self) -> None:
         """Stop polling, write the closing records, close the file."""
         self._stop.set()
@@ -426,6 +430,7 @@ class WireSniffer:
         self.prefix, self.bpf = tuple(prefix), bpf
         self.log_path = path.with_suffix(".log")
         self.popen: subprocess.Popen[bytes] | None = None
+        self._interrupted = False  # SIGINT sent (tcpdump is flushing)
 
     def start(self, timeout: float = READY_TIMEOUT) -> WireSniffer:
         """Start tcpdump; return once it has written its pcap header (deadline ``timeout``)."""
@@ -463,12 +468,18 @@ class WireSniffer:
         """True while tcpdump runs."""
         return self.popen is not None and self.popen.poll() is None
 
+    def request_stop(self) -> None:
+        """SIGINT by PID now (tcpdump flushes and closes the file); :meth:`stop` waits."""
+        if self.popen is not None and self.popen.poll() is None and not self._interrupted:
+            os.kill(self.popen.pid, signal.SIGINT)
+            self._interrupted = True
+
     def stop(self) -> int | None:
         """SIGINT by PID (tcpdump flushes and closes the file), SIGKILL after 5 s."""
         if self.popen is None:
             return None
         if self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGINT)
+            self.request_stop()  # once: a second SIGINT could cut tcpdump's flush short
             try:
                 self.popen.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -710,6 +721,13 @@ class Collectors:
     def stop(self, parse: bool = True) -> list[dict[str, Any]]:
         """Stop every collector (newest first); parse the captures into ``wire/wire.jsonl``."""
         errors: list[BaseException] = []
+        # Everyone winds down at once: on a loaded host with hundreds of collectors,
+        # stopping them one after the other took minutes (each waits out a sample).
+        for app in self._apps:
+            try:
+                app.request_stop()
+            except OSError as exc:
+                errors.append(exc)
         while self._apps:
             try:
                 self._apps.pop().stop()
