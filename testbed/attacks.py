@@ -75,6 +75,7 @@ from mrkm.protocol.rekey import RekeySa, build_rekey, open_rekey
 from mrkm.wire import AuthPayload, GsaPayload, IdgPayload
 from mrkm.wire.registry import IdType, IntegId, ProtocolId, TransformType
 from testbed.processes import REPO, Proc, wait_until
+from testbed.scenario import ATTACK_KINDS
 
 __all__ = [
     "ATTACKER_MGMT",
@@ -92,16 +93,7 @@ __all__ = [
     "truncations",
 ]
 
-KINDS = (
-    "replay-rekey",
-    "forged-signature",
-    "foreign-signer",
-    "truncated",
-    "oversized",
-    "registration-flood",
-    "unauthorized-identity",
-    "evicted-member",
-)
+KINDS = ATTACK_KINDS  # one list: the scenario checks timeline entries against it
 ATTACKER_MGMT = "10.250.254.250"  # on the management network 10.250.0.0/16
 SPOOF_NET = "10.250.200.0"  # spoofed flood sources: 10.250.200.0-10.250.203.255 (unused)
 GCKS_ADDRESS = "10.250.255.254"  # topologies.addressing.GCKS_MGMT_ADDRESS
