@@ -346,3 +346,7 @@ class BirdRouter(RouterNode):
     def vtysh(self, *commands: str, daemon: str | None = None, check: bool = True) -> str:
         """vtysh to zebra and pimd (``show ip rpf``, ``show ip route``...)."""
         return self.frr.vtysh(*commands, daemon=daemon, check=check)
+
+    def show_json(self, command: str, daemon: str) -> Any:
+        """``show ... json`` of zebra or pimd (FRR's, beside BIRD)."""
+        return self.frr.show_json(command, daemon)

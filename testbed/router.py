@@ -78,6 +78,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mrkm.sinks.frr_commands import LOCK_CHAIN_INDEX, LOCK_KEY_ID, MD5_KEY_OCTETS
+from testbed.frr_vty import vty_show
 from testbed.processes import REPO
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "Port",
     "RouterNode",
     "RouterPlan",
+    "frr_daemon_argv",
     "ospf6d_config",
     "ospfd_config",
     "pid_alive",
@@ -286,6 +288,30 @@ def pimd_config(plan: RouterPlan) -> str:
 
 
 # -- small process helpers ------------------------------------------------------------------
+
+
+def frr_daemon_argv(daemon: str, state: Path) -> list[str]:
+    """The command line that starts one FRR daemon on its own files in ``state``
+    (``reference/routers.md`` §1.1): daemonized, config/pid/vty socket/zserv/log
+    all in ``state``, no TCP vty."""
+    return [
+        str(DAEMON_DIR / daemon),
+        "-d",
+        "-f",
+        str(state / f"{daemon}.conf"),
+        "-i",
+        str(state / f"{daemon}.pid"),
+        "--vty_socket",
+        str(state),
+        "-P",
+        "0",
+        "-z",
+        str(state / "zserv.api"),
+        "--log",
+        f"file:{state / daemon}.log",
+        # bfdd's control socket is shared by every instance unless named (§8).
+        *(["--bfdctl", str(state / "bfdd.sock")] if daemon == "bfdd" else []),
+    ]
 
 
 def pid_alive(pid: int) -> bool:
@@ -568,6 +594,11 @@ class RouterNode(abc.ABC):
     def vtysh(self, *commands: str, daemon: str | None = None, check: bool = True) -> str:
         """vtysh to the router's FRR daemons (every flavor runs zebra and pimd)."""
 
+    @abc.abstractmethod
+    def show_json(self, command: str, daemon: str) -> Any:
+        """The JSON document one FRR daemon (zebra, pimd...) answers to ``show ... json``;
+        None when it did not answer."""
+
     # -- shared -----------------------------------------------------------------------------
 
     def _check_daemon(self, daemon: str) -> None:
@@ -639,17 +670,12 @@ class RouterNode(abc.ABC):
 
     def igmp_groups(self) -> dict[str, set[str]] | None:
         """pimd's IGMP memberships, ``show ip igmp groups json``: {interface: {group, ...}}."""
-        try:
-            docs = json_documents(
-                self.vtysh("show ip igmp groups json", daemon="pimd", check=False)
-            )
-        except subprocess.TimeoutExpired:
-            return None
-        if not docs or not isinstance(docs[0], dict):
+        doc = self.show_json("show ip igmp groups json", "pimd")
+        if not isinstance(doc, dict):
             return None
         return {
             ifname: {str(g.get("group")) for g in entry.get("groups") or []}
-            for ifname, entry in docs[0].items()
+            for ifname, entry in doc.items()
             if isinstance(entry, dict)
         }
 
@@ -657,11 +683,8 @@ class RouterNode(abc.ABC):
         """pimd's RPF toward the RP (``source`` "*") or a source for ``group``:
         (interface, RPF neighbor address; "0.0.0.0" at the RP), from ``show ip pim
         rpf json``; None when pimd has no such entry or does not answer."""
-        try:
-            docs = json_documents(self.vtysh("show ip pim rpf json", daemon="pimd", check=False))
-        except subprocess.TimeoutExpired:
-            return None
-        entry = docs[0].get(group, {}).get(source) if docs and isinstance(docs[0], dict) else None
+        doc = self.show_json("show ip pim rpf json", "pimd")
+        entry = doc.get(group, {}).get(source) if isinstance(doc, dict) else None
         if not isinstance(entry, dict):
             return None
         return str(entry.get("rpfInterface", "")), str(entry.get("rpfAddress", ""))
@@ -778,25 +801,7 @@ class FrrRouter(RouterNode):
 
     def _start_daemon(self, daemon: str, timeout: float) -> None:
         state = self.state
-        cmd = [
-            *self.prefix,
-            str(DAEMON_DIR / daemon),
-            "-d",
-            "-f",
-            str(state / f"{daemon}.conf"),
-            "-i",
-            str(state / f"{daemon}.pid"),
-            "--vty_socket",
-            str(state),
-            "-P",
-            "0",
-            "-z",
-            str(state / "zserv.api"),
-            "--log",
-            f"file:{state / daemon}.log",
-            # bfdd's control socket is shared by every instance unless named (§8).
-            *(["--bfdctl", str(state / "bfdd.sock")] if daemon == "bfdd" else []),
-        ]
+        cmd = [*self.prefix, *frr_daemon_argv(daemon, state)]
         if daemon not in self.started:
             self.started.append(daemon)  # before it runs: stop() must look for its pid file
         result = subprocess.run(
@@ -873,11 +878,12 @@ class FrrRouter(RouterNode):
             )
         return result.stdout
 
-    def _json(self, command: str, daemon: str) -> Any:
-        """One ``show ... json`` of one daemon; None when it did not answer."""
+    def show_json(self, command: str, daemon: str) -> Any:
+        """One ``show ... json`` of one daemon, asked over its vty socket (no vtysh
+        process: :mod:`testbed.frr_vty`); None when it did not answer."""
         try:
-            out = self.vtysh(command, daemon=daemon, check=False)
-        except subprocess.TimeoutExpired:
+            out = vty_show(self._vty(daemon), command)
+        except OSError:
             return None
         docs = json_documents(out)
         return docs[0] if docs else None
@@ -888,7 +894,7 @@ class FrrRouter(RouterNode):
         States are shortened to the adjacency ("Full/DR" -> "Full"); None when
         ospfd did not answer.
         """
-        doc = self._json("show ip ospf neighbor json", "ospfd")
+        doc = self.show_json("show ip ospf neighbor json", "ospfd")
         if not isinstance(doc, dict):
             return None
         states: dict[tuple[str, str], str] = {}
@@ -901,7 +907,7 @@ class FrrRouter(RouterNode):
 
     def ospf6_neighbors(self) -> dict[tuple[str, str], str] | None:
         """``show ipv6 ospf6 neighbor json``: {(interface, neighbor router id): state}."""
-        doc = self._json("show ipv6 ospf6 neighbor json", "ospf6d")
+        doc = self.show_json("show ipv6 ospf6 neighbor json", "ospf6d")
         if not isinstance(doc, dict):
             return None
         return {
@@ -913,7 +919,7 @@ class FrrRouter(RouterNode):
 
     def pim_neighbors(self) -> dict[str, set[str]] | None:
         """``show ip pim neighbor json``: {interface: {neighbor address, ...}}."""
-        doc = self._json("show ip pim neighbor json", "pimd")
+        doc = self.show_json("show ip pim neighbor json", "pimd")
         if not isinstance(doc, dict):
             return None
         return {
@@ -924,7 +930,7 @@ class FrrRouter(RouterNode):
 
     def mroute(self, source: str, group: str) -> tuple[str, set[str]] | None:
         """pimd's ``(source, group)`` entry: (incoming interface, outgoing interfaces)."""
-        doc = self._json("show ip mroute json", "pimd")
+        doc = self.show_json("show ip mroute json", "pimd")
         entry = doc.get(group, {}).get(source) if isinstance(doc, dict) else None
         if not isinstance(entry, dict):
             return None

@@ -45,11 +45,11 @@ from pathlib import Path
 from typing import Any
 
 from mrkm.sinks.frr_commands import LOCK_CHAIN_INDEX, LOCK_KEY_ID, MD5_KEY_OCTETS
-from testbed.router import json_documents
+from testbed.frr_vty import vty_show
+from testbed.router import frr_daemon_argv, json_documents
 from tests.lab import Lab, Router, lab
 
 __all__ = [
-    "DAEMON_DIR",
     "Capture",
     "FrrRouter",
     "NeighborSampler",
@@ -61,7 +61,6 @@ __all__ = [
     "stop_all",
 ]
 
-DAEMON_DIR = Path("/usr/lib/frr")
 VTYSH = "vtysh"
 FULL = "Full"
 _STARTED: list[FrrRouter] = []
@@ -194,26 +193,7 @@ class FrrRouter:
 
     def _start_daemon(self, daemon: str) -> None:
         state = self.vty
-        cmd = [
-            "ip",
-            "netns",
-            "exec",
-            self.router.netns,
-            str(DAEMON_DIR / daemon),
-            "-d",
-            "-f",
-            str(state / f"{daemon}.conf"),
-            "-i",
-            str(state / f"{daemon}.pid"),
-            "--vty_socket",
-            str(state),
-            "-P",
-            "0",
-            "-z",
-            str(state / "zserv.api"),
-            "--log",
-            f"file:{state / daemon}.log",
-        ]
+        cmd = ["ip", "netns", "exec", self.router.netns, *frr_daemon_argv(daemon, state)]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"{self.name}: {daemon} did not start: {result.stderr.strip()}")
@@ -288,15 +268,22 @@ class FrrRouter:
 
         None for a protocol whose daemon did not answer (down, restarting).
         """
-        out = self.vtysh("show ip ospf neighbor json", "show ipv6 ospf6 neighbor json", check=False)
-        v2: dict[str, str] | None = None
-        v3: dict[str, str] | None = None
-        for doc in json_documents(out):
-            if isinstance(doc, dict) and isinstance(doc.get("neighbors"), dict):
-                v2 = _v2_states(doc)
-            elif isinstance(doc, dict) and isinstance(doc.get("neighbors"), list):
-                v3 = _v3_states(doc)
-        return v2, v3
+        v2 = self._show_json("ospfd", "show ip ospf neighbor json")
+        v3 = self._show_json("ospf6d", "show ipv6 ospf6 neighbor json")
+        return (
+            _v2_states(v2) if isinstance(v2, dict) else None,
+            _v3_states(v3) if isinstance(v3, dict) else None,
+        )
+
+    def _show_json(self, daemon: str, command: str) -> Any:
+        """One daemon's answer over its vty socket (no vtysh process); None if it is down."""
+        if daemon not in self.daemons:
+            return None
+        try:
+            docs = json_documents(vty_show(self.vty / f"{daemon}.vty", command))
+        except OSError:
+            return None
+        return docs[0] if docs else None
 
     def neighbors_v2(self) -> dict[str, str]:
         """``show ip ospf neighbor json`` as {neighbor router id: state}, e.g. "Full"."""
