@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mrkm.sinks.bird import BIRD_ALGORITHMS
+from mrkm.sinks.bird import BIRD_ALGORITHMS, BirdCliReader
 from testbed.router import (
     PIM_ALGORITHMS,
     FrrRouter,
@@ -115,36 +115,12 @@ def bird_query(path: Path, command: str, timeout: float = 2.0) -> tuple[int, str
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(str(path))
-            reader = _Reader(sock)
+            reader = BirdCliReader(sock)
             reader.reply()  # 0001 BIRD 2.0.12 ready.
             sock.sendall(command.encode() + b"\n")
             return reader.reply()
     except (OSError, ConnectionError):
         return None
-
-
-class _Reader:
-    """BIRD CLI replies: ``NNNN-text`` and `` text`` continue, ``NNNN text`` ends one."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock, self.buffer = sock, b""
-
-    def reply(self) -> tuple[int, str]:
-        lines: list[str] = []
-        while True:
-            while b"\n" not in self.buffer:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("BIRD closed the control socket")
-                self.buffer += chunk
-            raw, self.buffer = self.buffer.split(b"\n", 1)
-            line = raw.decode(errors="replace")
-            if len(line) >= 5 and line[:4].isdigit() and line[4] in "- ":
-                lines.append(line[5:])
-                if line[4] == " ":
-                    return int(line[:4]), "\n".join(lines)
-            else:
-                lines.append(line[1:])
 
 
 def parse_bird_neighbors(text: str) -> dict[tuple[str, str], str]:

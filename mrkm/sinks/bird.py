@@ -113,6 +113,7 @@ from mrkm.sinks.keystrings import md5_key_string
 
 __all__ = [
     "BIRD_ALGORITHMS",
+    "BirdCliReader",
     "BirdProtocol",
     "BirdSink",
     "bird_time",
@@ -360,7 +361,7 @@ class BirdSink(Sink):
                         f"{exc.strerror}"
                     )
                     return _Reply.parse(1, message)
-                reader = _CliReader(sock)
+                reader = BirdCliReader(sock)
                 reader.reply()  # 0001 BIRD 2.0.12 ready.
                 sock.sendall(b"configure\n")
                 code, text = reader.reply()
@@ -413,8 +414,11 @@ class _Reply:
         return cls(accepted, reached, message)
 
 
-class _CliReader:
-    """Read BIRD CLI replies: ``NNNN-text`` continues, `` text`` too, ``NNNN text`` ends."""
+class BirdCliReader:
+    """Read BIRD CLI replies: ``NNNN-text`` continues, `` text`` too, ``NNNN text`` ends.
+
+    Used by this sink and by the testbed's BIRD routers (``testbed.bird_router``).
+    """
 
     def __init__(self, sock: _socket.socket) -> None:
         self.sock, self.buffer = sock, b""
