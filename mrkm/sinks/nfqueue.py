@@ -19,7 +19,7 @@ import errno
 import os
 import select
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,11 +184,15 @@ class Queue:
             self._lib.nfq_set_verdict(qh, packet_id, verdict.verdict, len(data), data)
         return 0
 
-    def poll(self, timeout: float) -> int:
+    def poll(self, timeout: float, wake: Sequence[int] = ()) -> int:
         """Handle every packet that arrives within ``timeout`` seconds; return how many
-        netlink messages were read (0 on timeout)."""
-        ready, _, _ = select.select([self._fd], [], [], timeout)
-        if not ready:
+        netlink messages were read (0 on timeout).
+
+        ``wake`` are other descriptors (a directory watch, a signal pipe): when one
+        of them becomes readable first, return at once. The caller drains them.
+        """
+        ready, _, _ = select.select([self._fd, *wake], [], [], timeout)
+        if self._fd not in ready:
             return 0
         handled = 0
         while True:

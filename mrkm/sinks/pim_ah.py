@@ -22,7 +22,10 @@ Keys come from the GM as a key file that the ``pim_ah`` sink writes
 (atomic, mode 0600): the GM installs key table rows of protocol ``pim-ah``
 (key id = SPI), and :meth:`PimAhSink.install` returns once the shim's status
 file shows it loaded them, which makes ``t_install`` the moment the shim
-holds the keys. A shim keeps its keys across GM restarts.
+holds the keys. A shim keeps its keys across GM restarts. The shim sleeps
+until a packet, a signal or a new key file arrives (inotify on the key
+file's directory, :mod:`mrkm.sinks.dirwatch`); without inotify it looks at
+the file every 50 ms.
 
 Rollover semantics (RFC 9838 §4.4.3, like the OSPFv3 key chain): every row
 is kept with its absolute lifetimes and the shim judges each packet at its
@@ -55,6 +58,7 @@ Shim (in the router's namespace)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -78,6 +82,7 @@ from mrkm.errors import IntegrityCheckFailed, MrkmError
 from mrkm.fileio import atomic_write
 from mrkm.keytable import KeyRow
 from mrkm.sinks.base import InstallResult, Sink, SinkError, register_sink
+from mrkm.sinks.dirwatch import watch_directory
 from mrkm.wire.registry import IntegId
 
 __all__ = [
@@ -102,7 +107,8 @@ ALGORITHMS: dict[str, int] = {
 _KEY_LEN: dict[int, int] = {IntegId.AUTH_HMAC_SHA2_256_128: 32, IntegId.AUTH_HMAC_SHA1_96: 20}
 DROP_LOG_INTERVAL = 1.0  # s: at most one pim_ah_drop event per reason per interval
 STATUS_INTERVAL = 0.5  # s between status file rewrites while counters change
-POLL = 0.05  # s the shim waits for packets before looking at the key file again
+POLL = 0.05  # s the shim waits for packets before looking at the key file again (no inotify)
+POLL_WATCHED = 1.0  # s between looks at the key file when inotify wakes the shim on a new one
 
 
 @dataclass(frozen=True)
@@ -452,20 +458,42 @@ class ShimDaemon:
         from mrkm.sinks.nfqueue import Queue
 
         self._queue = Queue(self.queue_number, self.handle, self._on_error)
+        # Sleep in select until a packet, a new key file (inotify on its directory) or a
+        # signal (the wake-up pipe: SIGTERM must not wait out the timeout) arrives.
+        watch = watch_directory(self.keys.parent)
+        signal_r, signal_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        previous_wakeup = signal.set_wakeup_fd(signal_w, warn_on_full_buffer=False)
+        wake = [signal_r] if watch is None else [signal_r, watch.fileno()]
+        timeout = POLL if watch is None else POLL_WATCHED
         try:
             self.install_rules()
             self.reload()
             now = self.clock()
             self.write_status(now)
-            self.log.write(now, "pim_ah_started", queue=self.queue_number, chain=self.chain)
+            self.log.write(
+                now,
+                "pim_ah_started",
+                queue=self.queue_number,
+                chain=self.chain,
+                key_watch="inotify" if watch else f"poll {POLL} s",
+            )
             while not self._stop:
-                self._queue.poll(POLL)
+                self._queue.poll(timeout, wake)
+                if watch is not None:
+                    watch.drain()  # before reload: a file renamed in after this wakes us again
+                with contextlib.suppress(BlockingIOError):
+                    os.read(signal_r, 512)
                 self.reload()
                 now = self.clock()
                 changed = self.shim.counters != self._status_counters
                 if changed and now - self._status_at >= STATUS_INTERVAL:
                     self.write_status(now)
         finally:
+            signal.set_wakeup_fd(previous_wakeup)
+            os.close(signal_r)
+            os.close(signal_w)
+            if watch is not None:
+                watch.close()
             self.remove_rules()
             self._queue.close()
             now = self.clock()
