@@ -76,8 +76,10 @@ def test_the_shim_process_takes_new_keys_and_stops_on_sigterm(tmp_path: Path) ->
     shim: subprocess.Popen[bytes] | None = None
     try:
         shim = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-m", "mrkm.sinks.pim_ah"]
-            + ["--keys", str(keys), "--status", str(status), "--log", str(log), "--tag", "dw"],
+            [
+                *("ip", "netns", "exec", netns, sys.executable, "-m", "mrkm.sinks.pim_ah"),
+                *("--keys", str(keys), "--status", str(status), "--log", str(log), "--tag", "dw"),
+            ],
             stdin=subprocess.DEVNULL,
         )
         wait_until(status.exists, 20, "the shim's first status file")
