@@ -377,12 +377,70 @@ def test_ctrl_c_keeps_what_finished(tmp_path: Path) -> None:
     assert len(inner.calls) == 8 and len(rows) == 8
 
 
+class FakeHost:
+    """A 1-minute load average that follows a list, and a clock that sleep advances."""
+
+    def __init__(self, loads: list[float]) -> None:
+        self.loads, self.now = loads, 0.0
+        self.sleeps: list[float] = []
+
+    def load(self) -> float:
+        return self.loads.pop(0) if len(self.loads) > 1 else self.loads[0]
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_settle_waits_for_the_load_to_drop_then_runs(tmp_path: Path) -> None:
+    said: list[str] = []
+    quiet = FakeHost([0.3])
+    assert cp.settle_host(60, said.append, quiet.load, quiet.sleep, lambda: quiet.now) == 0.3
+    assert quiet.sleeps == [] and said == []  # a quiet host: no wait, no words
+    busy = FakeHost([4.0, 2.0, 0.5])
+    assert cp.settle_host(60, said.append, busy.load, busy.sleep, lambda: busy.now) == 0.5
+    assert busy.sleeps == [5.0, 5.0]
+    assert "waiting up to 60 s" in said[0] and "load 4.00 per CPU" in said[0]
+    assert said[1] == "    host settled after 10 s (load 0.50 per CPU)"
+
+
+def test_settle_gives_up_at_its_deadline(tmp_path: Path) -> None:
+    said: list[str] = []
+    loaded = FakeHost([3.0])
+    assert cp.settle_host(12, said.append, loaded.load, loaded.sleep, lambda: loaded.now) == 3.0
+    assert sum(loaded.sleeps) == pytest.approx(12) and loaded.sleeps[-1] == pytest.approx(2)
+    assert said[-1] == "    host still loaded (3.00 per CPU): running anyway"
+
+
+def test_campaign_settles_before_each_run_and_retries_invalid_runs(tmp_path: Path) -> None:
+    campaign = cp.load_campaign(str(write_campaign(tmp_path, repetitions=1)))
+    results = tmp_path / "results"
+    host = FakeHost([2.0, 0.1])
+    rows = cp.run_campaign(
+        campaign,
+        results,
+        FakeRunner(saturate_on={10.0}),
+        say=lambda _: None,
+        settle=30,
+        load=host.load,
+        sleep=host.sleep,
+    )
+    assert host.sleeps == [5.0]  # the first run waited once; the rest found the host quiet
+    assert sorted(r["status"] for r in rows) == ["invalid", "invalid", "ok", "ok"]
+    runner = FakeRunner()
+    cp.run_campaign(campaign, results, runner, say=lambda _: None, retry_failed=True)
+    assert runner.calls == []  # invalid is not failed
+    again = cp.run_campaign(campaign, results, runner, say=lambda _: None, retry_invalid=True)
+    assert len(runner.calls) == 2
+    assert [r["status"] for r in again] == ["ok"] * 4
+
+
 def test_cli_runs_with_an_injected_runner_and_prints_the_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_campaign(tmp_path, repetitions=1)
     args = ["--campaign", str(path), "--results", str(tmp_path / "r"), "--no-plots"]
-    assert cp.main(args, runner=FakeRunner()) == 0
+    assert cp.main([*args, "--settle", "0"], runner=FakeRunner()) == 0
     out = capsys.readouterr().out
     assert "4 runs (2 points × 2 seeds × 1 repetitions)" in out
     assert "loss-10_routers-3" in out and "campaign.csv" in out
