@@ -48,12 +48,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mrkm.sinks.bird import BIRD_ALGORITHMS, BirdCliReader
+from testbed.frr_config import RouterPlan
 from testbed.router import (
     PIM_ALGORITHMS,
     FrrRouter,
     PimAhShim,
     RouterNode,
-    RouterPlan,
     pid_alive,
     poll,
 )

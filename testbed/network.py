@@ -89,6 +89,7 @@ from typing import Any
 
 from testbed.bird_router import BirdRouter
 from testbed.cleanup import RunRecord, leftovers, namespaces
+from testbed.frr_config import Port, RouterPlan
 from testbed.mrkm_nodes import (
     REKEY_GROUP,
     V2_GROUP,
@@ -104,9 +105,7 @@ from testbed.router import (
     DAEMONS_BFD,
     FrrRouter,
     PimAhShim,
-    Port,
     RouterNode,
-    RouterPlan,
     memory_kib,
     pid_alive,
 )

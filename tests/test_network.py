@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.router import Port, RouterPlan, ospf6d_config, ospfd_config, pimd_config
+from testbed.frr_config import Port, RouterPlan, ospf6d_config, ospfd_config, pimd_config
 from topologies import generators
 from topologies.model import Link, Topology
 

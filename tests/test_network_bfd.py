@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from testbed.frr_config import BFD_PROFILE, Port, RouterPlan, bfdd_config, ospfd_config
 from testbed.network import Network
 from testbed.processes import wait_until
-from testbed.router import BFD_PROFILE, DAEMONS_BFD, Port, RouterPlan, bfdd_config, ospfd_config
+from testbed.router import DAEMONS_BFD
 from topologies import generators
 
 

@@ -35,10 +35,11 @@ from typing import Any
 import pytest
 
 from testbed.bird_router import BirdRouter, bird_config, parse_bird_neighbors
+from testbed.frr_config import Port, RouterPlan
 from testbed.mrkm_nodes import GmNode
 from testbed.network import Network, group_problems
 from testbed.processes import wait_until
-from testbed.router import FrrRouter, Port, RouterPlan
+from testbed.router import FrrRouter
 from topologies import generators
 from topologies.model import TopologyError
 from topologies.registry import get_topology

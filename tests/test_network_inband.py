@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from testbed.frr_config import Port, RouterPlan
 from testbed.network import Network
 from testbed.processes import wait_until
-from testbed.router import AdjacencyWatch, FrrRouter, Port, RouterPlan
+from testbed.router import AdjacencyWatch, FrrRouter
 from topologies import generators
 from topologies.model import TopologyError
 

@@ -36,10 +36,11 @@ from typing import Any
 import pytest
 
 from testbed.cleanup import shim_pids
+from testbed.frr_config import Port, RouterPlan, pimd_config
 from testbed.mrkm_nodes import PIM_GROUP, default_groups, pim_group
 from testbed.network import with_pim_group
 from testbed.processes import wait_until
-from testbed.router import FrrRouter, PimAhShim, Port, RouterPlan, pimd_config
+from testbed.router import FrrRouter, PimAhShim
 from topologies import generators
 from topologies.model import Link, Topology, TopologyError
 
