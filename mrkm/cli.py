@@ -28,8 +28,6 @@ from mrkm.errors import DecodeError
 from mrkm.runtime.control import ControlError, request
 from mrkm.runtime.decode import parse_input, render_message
 from mrkm.runtime.eventlog import EventLog
-from mrkm.runtime.gcks_process import GcksProcess
-from mrkm.runtime.gm_process import GmProcess
 from mrkm.runtime.keygen import ALGORITHMS, gcks_snippet, gm_snippet, keygen
 from mrkm.runtime.persistence import StateError
 from mrkm.runtime.render import render_status
@@ -124,12 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_gcks(args: argparse.Namespace) -> int:
+    from mrkm.runtime.gcks_process import GcksProcess  # each daemon loads only its own side
+
     config = load_gcks_config(args.config)
     log = EventLog(args.log, config.identity)
     return asyncio.run(GcksProcess(config, log, args.control).run())
 
 
 def _run_gm(args: argparse.Namespace) -> int:
+    from mrkm.runtime.gm_process import GmProcess
+
     config = load_gm_config(args.config)
     log = EventLog(args.log, config.identity)
     return asyncio.run(GmProcess(config, log, args.control, args.keytable).run())

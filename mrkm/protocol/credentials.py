@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-
-from mrkm.crypto import certs, signatures
+from mrkm.crypto import signatures
 from mrkm.errors import AuthenticationFailed
 from mrkm.wire.registry import IdType
+
+if TYPE_CHECKING:  # X.509 loads on first use: a PSK-only GM never pays for it (~3 MiB)
+    from cryptography import x509
 
 __all__ = ["Identity", "LocalCredentials", "PeerTrust", "identity_matches_cert"]
 
@@ -81,6 +83,10 @@ class PeerTrust:
         """Check ``der`` against our CA at time ``now`` and return its public key."""
         if self.ca is None:
             raise AuthenticationFailed("peer sent a certificate but no CA is trusted")
+        from cryptography import x509
+
+        from mrkm.crypto import certs
+
         try:
             cert = x509.load_der_x509_certificate(der)
         except ValueError as exc:
@@ -94,6 +100,8 @@ class PeerTrust:
 
 def identity_matches_cert(identity: Identity, cert: x509.Certificate) -> bool:
     """True when the certificate names this identity (RFC 7296 §3.5, RFC 4945 §3.1)."""
+    from cryptography import x509
+
     if identity.id_type == IdType.ID_DER_ASN1_DN:
         return cert.subject.public_bytes() == identity.data
     if identity.id_type != IdType.ID_FQDN:

@@ -9,14 +9,44 @@ driver loop (:mod:`~mrkm.runtime.node`), the shared clock
 logic lives here: every decision is the core's.
 """
 
-from mrkm.runtime.clock import Clock, wall_clock
-from mrkm.runtime.control import ControlError, ControlServer, request
-from mrkm.runtime.eventlog import EventLog
-from mrkm.runtime.gcks_process import GcksProcess
-from mrkm.runtime.gm_process import GmProcess
-from mrkm.runtime.node import Node
-from mrkm.runtime.persistence import StateError, StateFile, atomic_write
-from mrkm.runtime.transport import TransportError
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mrkm.runtime.clock import Clock, wall_clock
+    from mrkm.runtime.control import ControlError, ControlServer, request
+    from mrkm.runtime.eventlog import EventLog
+    from mrkm.runtime.gcks_process import GcksProcess
+    from mrkm.runtime.gm_process import GmProcess
+    from mrkm.runtime.node import Node
+    from mrkm.runtime.persistence import StateError, StateFile, atomic_write
+    from mrkm.runtime.transport import TransportError
+
+# Loaded on first use (PEP 562): a GM process does not import the GCKS's modules
+# (mrkm.protocol.gcks, X.509), about 4 MiB of private memory per router.
+_NAMES = {
+    "Clock": "clock",
+    "wall_clock": "clock",
+    "ControlError": "control",
+    "ControlServer": "control",
+    "request": "control",
+    "EventLog": "eventlog",
+    "GcksProcess": "gcks_process",
+    "GmProcess": "gm_process",
+    "Node": "node",
+    "StateError": "persistence",
+    "StateFile": "persistence",
+    "atomic_write": "persistence",
+    "TransportError": "transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mrkm.runtime' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"mrkm.runtime.{module}"), name)
+
 
 __all__ = [
     "Clock",

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mrkm.config import ConfigError, GmConfig
-from mrkm.crypto.certs import cert_public_key
 from mrkm.crypto.signatures import UnsupportedKeyType, public_key_der
 from mrkm.fileio import atomic_write
 from mrkm.keytable import KeyRow
@@ -59,6 +58,8 @@ def load_gm_credentials(config: GmConfig) -> tuple[LocalCredentials, PeerTrust]:
         key = load_signing_key(config.key, "gm.key")
         cert = load_certificate(config.certificate, "gm.certificate")
         try:
+            from mrkm.crypto.certs import cert_public_key  # X.509: only for certificate GMs
+
             same = public_key_der(cert_public_key(cert)) == public_key_der(key.public_key())
         except UnsupportedKeyType as exc:
             raise ConfigError(f"gm.certificate: {config.certificate}: {exc}") from None

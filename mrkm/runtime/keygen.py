@@ -19,7 +19,6 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from mrkm.crypto.certs import issue_cert, make_ca
 from mrkm.crypto.signatures import SigningKey
 from mrkm.runtime.pem import private_key_pem, write_new_file
 
@@ -86,6 +85,8 @@ def keygen(
     existing = [p for i in plan.values() for p in (i.key, i.cert) if p.exists()]
     if existing:
         raise FileExistsError(f"{existing[0]} exists; keygen never overwrites keys")
+    from mrkm.crypto.certs import issue_cert, make_ca  # X.509: loaded only to issue
+
     start = now - BACKDATE
     ca_key = _new_key(algorithm)
     ca_cert = make_ca(CA_NAME, ca_key, start, days)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mrkm.config import ConfigError
 from mrkm.crypto.signatures import SigningKey, UnsupportedKeyType, algorithm_id_for
+
+if TYPE_CHECKING:  # X.509 loads on first use: a PSK-only GM never pays for it
+    from cryptography import x509
 
 __all__ = [
     "load_certificate",
@@ -49,6 +52,8 @@ def load_signing_key(path: Path, where: str) -> SigningKey:
 
 def load_certificate(path: Path, where: str) -> x509.Certificate:
     """One PEM X.509 certificate."""
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificate(_read(path, where))
     except ValueError as exc:

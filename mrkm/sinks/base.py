@@ -103,17 +103,18 @@ def register_sink(kind: str) -> Callable[[Factory], Factory]:
 
 def build_sinks(raw: Sequence[Mapping[str, Any]]) -> list[Sink]:
     """Sinks from the ``gm.sinks`` list; ConfigError names the bad entry."""
-    from mrkm.sinks import load_all  # the concrete sinks register themselves
+    from mrkm.sinks import load_all, load_kind  # the concrete sinks register themselves
 
-    load_all()
     sinks: list[Sink] = []
     for i, entry in enumerate(raw):
         where = f"gm.sinks[{i}]"
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{where}: expected a mapping with a 'type'")
         kind = entry.get("type")
+        load_kind(str(kind))  # only the sinks this GM uses: each costs memory per router
         factory = _FACTORIES.get(str(kind))
         if factory is None:
+            load_all()  # to name every type there is
             known = ", ".join(sorted(_FACTORIES))
             raise ConfigError(f"{where}.type: {kind!r} is not one of {known}")
         name = str(entry.get("name", f"{kind}{i}"))
