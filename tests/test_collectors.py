@@ -19,6 +19,7 @@ from testbed.collectors import (
     Collectors,
     HostLoadSampler,
     NeighborSampler,
+    NeighborShard,
     ProcessCpuSampler,
     RouterTap,
     WireSniffer,
@@ -27,6 +28,7 @@ from testbed.collectors import (
     parse_captures,
     process_cpu_seconds,
     router_poll,
+    shard,
 )
 from testbed.metrics import read_jsonl
 from testbed.processes import wait_until
@@ -220,6 +222,43 @@ def test_neighbor_sampler_thread_writes_its_file(tmp_path: Path) -> None:
     records = read_jsonl(tmp_path / "n.jsonl")
     assert [r["event"] for r in records] == ["neighbor_states", "sampler_stopped"]
     assert records[1]["polls"] >= 3 and records[1]["errors"] == 0
+
+
+def test_shard_deals_routers_round_robin() -> None:
+    assert shard(list(range(7)), 3) == [[0, 3, 6], [1, 4], [2, 5]]
+    assert shard([1, 2], 4) == [[1], [2]]  # never an empty shard
+    assert shard([], 4) == []
+
+
+def test_a_neighbor_shard_polls_every_router_into_its_own_file(tmp_path: Path) -> None:
+    """One thread, three routers: each file gets its states and its own closing line."""
+    polled: list[str] = []
+
+    def poll_of(name: str) -> Any:
+        def poll() -> dict[str, Any]:
+            polled.append(name)
+            if name == "r2":
+                raise OSError("ospfd is not there")
+            return {"ospfv2": {f"{name}-peer": "Full"}}
+
+        return poll
+
+    samplers = [
+        NeighborSampler(n, poll_of(n), tmp_path / f"n-{n}.jsonl", 0.01) for n in ("r1", "r2", "r3")
+    ]
+    part = NeighborShard(samplers, 0.01).start()
+    wait_until(lambda: all(s.polls >= 3 for s in samplers), 5, "three sweeps")
+    part.stop()
+    assert set(polled) == {"r1", "r2", "r3"}
+    for name in ("r1", "r2", "r3"):
+        records = read_jsonl(tmp_path / f"n-{name}.jsonl")
+        assert records[-1]["event"] == "sampler_stopped" and records[-1]["router"] == name
+        assert records[-1]["polls"] >= 3
+    assert read_jsonl(tmp_path / "n-r1.jsonl")[0]["states"] == {"ospfv2": {"r1-peer": "Full"}}
+    r2 = read_jsonl(tmp_path / "n-r2.jsonl")
+    assert r2[0]["error"] == "OSError: ospfd is not there" and r2[-1]["errors"] >= 3
+    with pytest.raises(ValueError, match="at least one"):
+        NeighborShard([])
 
 
 def test_frr_neighbor_states_reads_both_json_documents() -> None:
