@@ -65,6 +65,7 @@ __all__ = [
     "WireSniffer",
     "cpu_times",
     "frr_neighbor_states",
+    "neighbor_period",
     "parse_captures",
     "process_cpu_seconds",
     "router_poll",
@@ -74,6 +75,11 @@ __all__ = [
 
 NEIGHBOR_PERIOD = 0.1  # s between neighbor polls of one router (ARCHITECTURE.md: 100 ms)
 NEIGHBOR_THREADS = 4  # sampler threads of a run, each polling its share of the routers
+#: Daemon questions per second that every router's neighbor polls may ask together. Each
+#: poll asks ospfd, ospf6d and pimd; at 50 routers and 100 ms the polls doubled the
+#: host's load (0.5 -> 1.06 cores, most of it the daemons answering).
+NEIGHBOR_BUDGET = 750.0
+
 HOST_PERIOD = 0.5  # s between /proc/stat samples
 PROCESS_PERIOD = 0.1  # s between /proc/<pid>/stat samples (the kernel counts in 10 ms ticks)
 READY_TIMEOUT = 10.0  # s to wait for tcpdump to write its pcap header
@@ -89,6 +95,13 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: or None for a protocol whose daemon did not answer this poll.
 NeighborStates = Mapping[str, Mapping[str, str] | None]
 NeighborPoll = Callable[[], NeighborStates]
+
+
+def neighbor_period(routers: int, budget: float = NEIGHBOR_BUDGET) -> float:
+    """The neighbor poll period for ``routers`` routers: 100 ms up to 25 routers, then
+    longer, so that all polls together stay within ``budget`` daemon questions a second.
+    A flap shorter than the period can be missed; runs record the period they used."""
+    return round(max(NEIGHBOR_PERIOD, 3 * routers / budget), 3)
 
 
 def write_jsonl(out: TextIO, record: Mapping[str, Any]) -> None:

@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from testbed.bundle import RunBundle
-from testbed.collectors import Collectors, RouterTap, router_poll
+from testbed.collectors import (
+    NEIGHBOR_PERIOD,
+    Collectors,
+    RouterTap,
+    neighbor_period,
+    router_poll,
+)
 from testbed.faults import Player
 from testbed.network import REGISTRATION_MODES, Network
 from testbed.plots import plot_run
@@ -100,11 +106,15 @@ def run_scenario(
     pim_auth: bool = True,
     registration: str = "oob",
     bfd: bool = False,
+    poll_period: float | None = None,
 ) -> tuple[int, dict[str, Any], Path]:
     """Run one scenario; return (exit code, summary, bundle folder). ``pim_auth``
     protects PIM with the AH shim (the module doc); ``registration`` is ``oob``
     (the management network) or ``in-band`` (over OSPF, from a bootstrap key);
-    ``bfd`` runs BFD on every OSPF link."""
+    ``bfd`` runs BFD on every OSPF link; ``poll_period`` is the neighbor
+    samplers' period (default: :func:`testbed.collectors.neighbor_period` of
+    the network's size)."""
+    period = poll_period if poll_period is not None else neighbor_period(len(topology.routers))
     notes: list[str] = []
     if not pim_auth:
         scenario, notes = without_pim(scenario)
@@ -118,6 +128,7 @@ def run_scenario(
         "pim_auth": pim_auth,
         "registration": registration,
         "bfd": bfd,
+        "neighbor_period_s": period,
     }
     bundle = RunBundle.create(out, scenario.name, scenario.seed, params)
     workdir = Path(f"/tmp/mrkm-run-{prefix}")  # keys and PSKs stay out of results/
@@ -139,6 +150,12 @@ def run_scenario(
             else "out of band"
         )
     )
+    if period > NEIGHBOR_PERIOD:
+        notes.append(
+            f"neighbor states polled every {period:g} s (a flap shorter than that can be "
+            f"missed): at {len(topology.routers)} routers, {NEIGHBOR_PERIOD:g} s polls would "
+            "load the host more than the routers do"
+        )
     for note in notes:
         print(f"  note: {note}")
     # Bring-up deadlines grow with the network: on 2 cores 100 routers need about
@@ -179,7 +196,7 @@ def run_scenario(
                 + ("under AH (MRKM's key) " if pim_auth else "")
                 + "and the rekey tree on every router"
             )
-            collectors = Collectors(bundle.folder, _taps(net)).start()
+            collectors = Collectors(bundle.folder, _taps(net), neighbor_period=period).start()
             gcks_pid = net.gcks.pid() if net.gcks is not None else None
             if gcks_pid is not None:
                 collectors.watch_process("gcks", gcks_pid)
@@ -260,7 +277,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="BFD on every OSPF link (bfdd, 100 ms x 3): silent failures seen in about 0.3 s",
     )
+    parser.add_argument(
+        "--poll-period",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds between neighbor-state polls of each router (default 0.1 up to 25 "
+        "routers, then growing with the network so the polls do not saturate the host)",
+    )
     args = parser.parse_args(argv)
+    if args.poll_period is not None and not 0.01 <= args.poll_period <= 10:
+        parser.error(f"--poll-period: {args.poll_period} s is outside 0.01 to 10 s")
     try:
         scenario = load_scenario(args.scenario)
         topology = get_topology(args.topo or scenario.topology)
@@ -279,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         not args.no_pim_auth,
         args.registration,
         args.bfd,
+        args.poll_period,
     )
     return code
 

@@ -16,6 +16,7 @@ from scapy.layers.inet import IP
 from mrkm.crypto.routing import ospfv2_sign, ospfv3_sign
 from mrkm.wire.registry import IntegId
 from testbed.collectors import (
+    NEIGHBOR_BUDGET,
     Collectors,
     HostLoadSampler,
     NeighborSampler,
@@ -25,6 +26,7 @@ from testbed.collectors import (
     WireSniffer,
     cpu_times,
     frr_neighbor_states,
+    neighbor_period,
     parse_captures,
     process_cpu_seconds,
     router_poll,
@@ -222,6 +224,13 @@ def test_neighbor_sampler_thread_writes_its_file(tmp_path: Path) -> None:
     records = read_jsonl(tmp_path / "n.jsonl")
     assert [r["event"] for r in records] == ["neighbor_states", "sampler_stopped"]
     assert records[1]["polls"] >= 3 and records[1]["errors"] == 0
+
+
+def test_neighbor_period_grows_past_25_routers_to_keep_the_budget() -> None:
+    periods = {n: neighbor_period(n) for n in (1, 10, 25, 50, 100, 200)}
+    assert periods == {1: 0.1, 10: 0.1, 25: 0.1, 50: 0.2, 100: 0.4, 200: 0.8}
+    for n, period in periods.items():
+        assert 3 * n / period <= NEIGHBOR_BUDGET + 1e-9  # ospfd + ospf6d + pimd per poll
 
 
 def test_shard_deals_routers_round_robin() -> None:

@@ -357,6 +357,13 @@ def test_testbed_run_unknown_topology_exits_2() -> None:
     assert "unknown topology 'no-such-topology'" in proc.stderr
 
 
+@pytest.mark.parametrize("value", ["0", "11", "-1"])
+def test_testbed_run_refuses_a_poll_period_out_of_range(value: str) -> None:
+    proc = _run("-m", "testbed.run", "--scenario", "smoke", "--poll-period", value)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"--poll-period: {float(value)} s is outside 0.01 to 10 s" in proc.stderr
+
+
 # -- inputs that today escape as a traceback (fixes in the fuzz/config report) ----------------
 
 
