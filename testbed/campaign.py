@@ -38,9 +38,8 @@ a bundle with a ``summary.json`` (written last, by ``RunBundle.finish``) is
 finished and is not run again; ``--retry-failed`` runs again those whose
 summary names a failure, ``--retry-invalid`` those marked invalid. Before
 each run the campaign waits (``--settle``, default up to 180 s) until the
-host's 1-minute load per CPU is back under the validity limit: the load
-average trails by a minute, and a run that follows a large one would
-otherwise be marked invalid for its predecessor's load. Ctrl-C stops the
+host's CPUs are at most :data:`SETTLED_BUSY` busy, so that a run does not
+compete with the teardown of the one before. Ctrl-C stops the
 current run (the network's context manager tears it down), writes the CSVs
 of what finished and exits with 130; the same command resumes.
 
@@ -83,7 +82,8 @@ from typing import Any
 
 import yaml
 
-from testbed.metrics import SATURATED_LOAD_PER_CPU, percentile
+from testbed.collectors import cpu_times
+from testbed.metrics import percentile
 from testbed.scenario import (
     SCENARIO_DIR,
     Scenario,
@@ -115,6 +115,7 @@ __all__ = [
 
 CAMPAIGN_DIR = SCENARIO_DIR / "campaigns"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+SETTLED_BUSY = 0.25  # share of all CPUs busy below which a campaign starts its next run
 
 #: Per-run metrics of campaign.csv and stats.csv: (column, meaning with unit).
 METRICS: tuple[tuple[str, str], ...] = (
@@ -569,43 +570,47 @@ def _default_runner(
     return run_scenario(scenario, topology, out, prefix, plots)
 
 
-def _load_per_cpu() -> float:
-    return os.getloadavg()[0] / (os.cpu_count() or 1)
+def host_busy(window: float = 2.0) -> float:
+    """The share of all CPUs that was busy over the next ``window`` s (``/proc/stat``)."""
+    before = cpu_times(Path("/proc/stat").read_text())
+    time.sleep(window)
+    after = cpu_times(Path("/proc/stat").read_text())
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
 
 
 def settle_host(
     timeout: float,
     say: Callable[[str], None] = print,
-    load: Callable[[], float] = _load_per_cpu,
+    busy: Callable[[], float] = host_busy,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    interval: float = 5.0,
+    interval: float = 3.0,
 ) -> float:
-    """Wait up to ``timeout`` s until the 1-minute load average per CPU is at most
-    the limit a run's validity uses (:data:`testbed.metrics.SATURATED_LOAD_PER_CPU`);
-    return the load it ended at.
+    """Wait up to ``timeout`` s until the host's CPUs are at most :data:`SETTLED_BUSY`
+    busy (measured over a short window each time); return the last share measured.
 
-    The load average trails by about a minute: right after a 100-router run
-    tore down, it still says "saturated", and the next run would be marked
-    invalid for its predecessor's load. A host that stays loaded (other work)
-    is reported and the run goes ahead; its validity check then says why.
+    Right after a 100-router run tears down, its processes are still exiting
+    and the next run's bring-up would compete with them. A host that stays
+    busy (other work) is reported and the run goes ahead; the run's own CPU
+    samples then decide whether it is valid.
     """
-    value = load()
-    if value <= SATURATED_LOAD_PER_CPU or timeout <= 0:
+    value = busy()
+    if value <= SETTLED_BUSY or timeout <= 0:
         return value
     say(
-        f"    waiting up to {timeout:.0f} s for the host to settle: 1-min load {value:.2f} "
-        f"per CPU (limit {SATURATED_LOAD_PER_CPU:g})"
+        f"    waiting up to {timeout:.0f} s for the host to settle: CPUs {value:.0%} busy "
+        f"(limit {SETTLED_BUSY:.0%})"
     )
     start = clock()
     deadline = start + timeout
-    while value > SATURATED_LOAD_PER_CPU and clock() < deadline:
+    while value > SETTLED_BUSY and clock() < deadline:
         sleep(min(interval, max(0.0, deadline - clock())))
-        value = load()
-    if value <= SATURATED_LOAD_PER_CPU:
-        say(f"    host settled after {clock() - start:.0f} s (load {value:.2f} per CPU)")
+        value = busy()
+    if value <= SETTLED_BUSY:
+        say(f"    host settled after {clock() - start:.0f} s ({value:.0%} busy)")
     else:
-        say(f"    host still loaded ({value:.2f} per CPU): running anyway")
+        say(f"    host still {value:.0%} busy: running anyway")
     return value
 
 
@@ -619,7 +624,7 @@ def run_campaign(
     say: Callable[[str], None] = print,
     retry_invalid: bool = False,
     settle: float = 0.0,
-    load: Callable[[], float] = _load_per_cpu,
+    busy: Callable[[], float] = host_busy,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[dict[str, Any]]:
     """Run what is not finished yet; return every campaign.csv row (all runs finished so far).
@@ -627,9 +632,8 @@ def run_campaign(
     ``runner`` defaults to :func:`testbed.run.run_scenario`; each run gets
     its own namespace prefix ``<prefix>r<index>`` (and so its own work folder).
     ``retry_failed``/``retry_invalid`` run failed/invalid runs again. Before
-    each run, wait up to ``settle`` s for the host's load to fall below the
-    validity limit (:func:`settle_host`; ``load`` and ``sleep`` are injected
-    for tests).
+    each run, wait up to ``settle`` s for the host's CPUs to quiet down
+    (:func:`settle_host`; ``busy`` and ``sleep`` are injected for tests).
     """
     runner = runner or _default_runner
     base = prefix or f"mc{os.getpid() % 100000}"
@@ -669,7 +673,7 @@ def run_campaign(
                 f"[{done + 1}/{len(todo)}{eta}] {spec.point_id} seed {spec.seed} "
                 f"repetition {spec.repetition}"
             )
-            settle_host(settle, say, load, sleep)
+            settle_host(settle, say, busy, sleep)
             try:
                 code, summary, bundle = runner(
                     scenario, topology, spec.folder(root), run_prefix, plots
@@ -748,8 +752,8 @@ def main(argv: list[str] | None = None, runner: Runner | None = None) -> int:
         type=float,
         default=180.0,
         metavar="S",
-        help="before each run, wait up to S s for the host's 1-min load to drop below "
-        f"{SATURATED_LOAD_PER_CPU:g} per CPU (default 180; 0: do not wait)",
+        help="before each run, wait up to S s until the host's CPUs are at most "
+        f"{SETTLED_BUSY:.0%} busy (default 180; 0: do not wait)",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip each run's own plots")
     parser.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")

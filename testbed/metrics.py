@@ -57,8 +57,11 @@ whose reason is not ``heartbeat``; a GM's events are matched to it on
   their ``suppressed`` numbers instead. A shim drops PIM sent before its
   first key (``out:no-send-sa`` during bring-up) by design: it fails closed.
 * host saturation: CPU busy > 90 % over a stretch of at least 5 s of host
-  samples, or the 1-minute load average above 0.9 per CPU both before and
-  after the run. Such a run is marked invalid (``manifest.json``).
+  samples (taken during the timeline). A run without host samples falls back
+  on the 1-minute load average: above 0.9 per CPU both before and after the
+  run. The load average trails by a minute and includes the run's own
+  bring-up and teardown, so it does not overrule the samples. Such a run is
+  marked invalid (``manifest.json``).
 """
 
 from __future__ import annotations
@@ -704,7 +707,7 @@ def host_saturation(
         reasons.append(
             f"CPU busy > {SATURATED_BUSY:.0%} for {longest:.1f} s (limit {SATURATED_FOR:g} s)"
         )
-    if load_before and load_after:
+    if load_before and load_after and not busy_values:  # no samples: the lagging fallback
         per_cpu = (load_before[0] / cpus, load_after[0] / cpus)
         if min(per_cpu) > SATURATED_LOAD_PER_CPU:
             reasons.append(

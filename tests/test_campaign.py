@@ -378,54 +378,59 @@ def test_ctrl_c_keeps_what_finished(tmp_path: Path) -> None:
 
 
 class FakeHost:
-    """A 1-minute load average that follows a list, and a clock that sleep advances."""
+    """CPU busy shares that follow a list, and a clock that sleep advances."""
 
-    def __init__(self, loads: list[float]) -> None:
-        self.loads, self.now = loads, 0.0
+    def __init__(self, shares: list[float]) -> None:
+        self.shares, self.now = shares, 0.0
         self.sleeps: list[float] = []
 
-    def load(self) -> float:
-        return self.loads.pop(0) if len(self.loads) > 1 else self.loads[0]
+    def busy(self) -> float:
+        return self.shares.pop(0) if len(self.shares) > 1 else self.shares[0]
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
 
 
-def test_settle_waits_for_the_load_to_drop_then_runs(tmp_path: Path) -> None:
+def test_settle_waits_for_the_cpus_to_quiet_down_then_runs() -> None:
     said: list[str] = []
-    quiet = FakeHost([0.3])
-    assert cp.settle_host(60, said.append, quiet.load, quiet.sleep, lambda: quiet.now) == 0.3
+    quiet = FakeHost([0.1])
+    assert cp.settle_host(60, said.append, quiet.busy, quiet.sleep, lambda: quiet.now) == 0.1
     assert quiet.sleeps == [] and said == []  # a quiet host: no wait, no words
-    busy = FakeHost([4.0, 2.0, 0.5])
-    assert cp.settle_host(60, said.append, busy.load, busy.sleep, lambda: busy.now) == 0.5
-    assert busy.sleeps == [5.0, 5.0]
-    assert "waiting up to 60 s" in said[0] and "load 4.00 per CPU" in said[0]
-    assert said[1] == "    host settled after 10 s (load 0.50 per CPU)"
+    busy = FakeHost([1.0, 0.6, 0.2])
+    assert cp.settle_host(60, said.append, busy.busy, busy.sleep, lambda: busy.now) == 0.2
+    assert busy.sleeps == [3.0, 3.0]
+    assert said[0] == "    waiting up to 60 s for the host to settle: CPUs 100% busy (limit 25%)"
+    assert said[1] == "    host settled after 6 s (20% busy)"
 
 
-def test_settle_gives_up_at_its_deadline(tmp_path: Path) -> None:
+def test_settle_gives_up_at_its_deadline() -> None:
     said: list[str] = []
-    loaded = FakeHost([3.0])
-    assert cp.settle_host(12, said.append, loaded.load, loaded.sleep, lambda: loaded.now) == 3.0
-    assert sum(loaded.sleeps) == pytest.approx(12) and loaded.sleeps[-1] == pytest.approx(2)
-    assert said[-1] == "    host still loaded (3.00 per CPU): running anyway"
+    loaded = FakeHost([0.9])
+    assert cp.settle_host(10, said.append, loaded.busy, loaded.sleep, lambda: loaded.now) == 0.9
+    assert sum(loaded.sleeps) == pytest.approx(10) and loaded.sleeps[-1] == pytest.approx(1)
+    assert said[-1] == "    host still 90% busy: running anyway"
+
+
+def test_host_busy_measures_this_machine() -> None:
+    share = cp.host_busy(0.2)
+    assert 0.0 <= share <= 1.0
 
 
 def test_campaign_settles_before_each_run_and_retries_invalid_runs(tmp_path: Path) -> None:
     campaign = cp.load_campaign(str(write_campaign(tmp_path, repetitions=1)))
     results = tmp_path / "results"
-    host = FakeHost([2.0, 0.1])
+    host = FakeHost([0.8, 0.1])
     rows = cp.run_campaign(
         campaign,
         results,
         FakeRunner(saturate_on={10.0}),
         say=lambda _: None,
         settle=30,
-        load=host.load,
+        busy=host.busy,
         sleep=host.sleep,
     )
-    assert host.sleeps == [5.0]  # the first run waited once; the rest found the host quiet
+    assert host.sleeps == [3.0]  # the first run waited once; the rest found the host quiet
     assert sorted(r["status"] for r in rows) == ["invalid", "invalid", "ok", "ok"]
     runner = FakeRunner()
     cp.run_campaign(campaign, results, runner, say=lambda _: None, retry_failed=True)
