@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mrkm.sinks.frr_commands import MD5_KEY_OCTETS
+from mrkm.sinks.frr_vty import vty_show
 from testbed.frr_config import (
     KEYCHAIN,
     Port,
@@ -65,7 +66,6 @@ from testbed.frr_config import (
     pimd_config,
     zebra_config,
 )
-from testbed.frr_vty import vty_show
 from testbed.processes import REPO
 
 __all__ = [
@@ -652,10 +652,17 @@ class FrrRouter(RouterNode):
             shutil.rmtree(self.state, ignore_errors=True)
 
     def sinks(self, groups: Mapping[str, str]) -> list[dict[str, Any]]:
-        """One ``frr`` sink (vtysh) on every OSPF link for the groups of ``groups``, and
+        """One ``frr`` sink (vty transport) on every OSPF link for the groups of ``groups``, and
         the ``pim_ah`` sink of its shim for a ``pim`` group."""
         interfaces = [p.name for p in self.plan.links]
-        sink: dict[str, Any] = {"type": "frr", "name": "frr", "vty_socket": str(self.state)}
+        # The daemons' vty sockets, not vtysh: 100 routers installing at once started 100
+        # vtysh processes, and installs trailed the accept by a second at 50 routers.
+        sink: dict[str, Any] = {
+            "type": "frr",
+            "name": "frr",
+            "vty_socket": str(self.state),
+            "transport": "vty",
+        }
         if "ospfv2" in groups:
             sink["ospfv2"] = {"interfaces": interfaces, "group": groups["ospfv2"]}
         if "ospfv3" in groups:

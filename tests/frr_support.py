@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from mrkm.sinks.frr_commands import LOCK_CHAIN_INDEX, LOCK_KEY_ID, MD5_KEY_OCTETS
-from testbed.frr_vty import vty_show
+from mrkm.sinks.frr_vty import vty_show
 from testbed.router import frr_daemon_argv, json_documents
 from tests.lab import Lab, Router, lab
 

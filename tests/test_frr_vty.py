@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.frr_vty import MAX_REPLY, VtyError, vty_show
+from mrkm.sinks.frr_vty import MAX_REPLY, VtyError, vty_show
 
 
 class FakeDaemon:

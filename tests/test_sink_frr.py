@@ -479,6 +479,119 @@ def test_missing_vtysh_is_a_sink_error(tmp_path: Path) -> None:
         sink.install([v2row(1, NOW)], NOW)
 
 
+class FakeVtyDaemons:
+    """ospfd.vty and ospf6d.vty in one folder, speaking FRR's vty protocol (command + NUL
+    in; output + ``00 00 00 status`` out), one session per connection. Every command is
+    logged per daemon; a command that contains ``refuse`` gets status 2."""
+
+    def __init__(self, folder: Path, running: str, refuse: str = "") -> None:
+        self.folder, self.running, self.refuse = folder, running, refuse
+        self.sessions: dict[str, list[list[str]]] = {"ospfd": [], "ospf6d": []}
+        self.socks = []
+        for daemon in self.sessions:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(str(folder / f"{daemon}.vty"))
+            sock.listen(8)
+            sock.settimeout(0.2)
+            self.socks.append((daemon, sock))
+            (folder / f"{daemon}.pid").write_text(f"{os.getpid()}\n")
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            for daemon, sock in self.socks:
+                try:
+                    conn, _ = sock.accept()
+                except TimeoutError:
+                    continue
+                with conn:
+                    self._session(daemon, conn)
+
+    def _session(self, daemon: str, conn: socket.socket) -> None:
+        log: list[str] = []
+        self.sessions[daemon].append(log)
+        buffer = b""
+        while True:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            buffer += chunk
+            while b"\0" in buffer:
+                raw, buffer = buffer.split(b"\0", 1)
+                command = raw.decode()
+                log.append(command)
+                if self.refuse and self.refuse in command:
+                    conn.sendall(f"% Unknown command: {command}\n".encode() + b"\0\0\0\x02")
+                elif command == "show running-config":
+                    conn.sendall(self.running.encode() + b"\0\0\0\0")
+                else:
+                    conn.sendall(b"\0\0\0\0")
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        for _, sock in self.socks:
+            sock.close()
+
+
+def test_vty_transport_reads_each_daemon_and_writes_each_its_part(tmp_path: Path) -> None:
+    daemons = FakeVtyDaemons(tmp_path, RUNNING)
+    try:
+        sink = FrrSink(
+            "r1-frr",
+            tmp_path,
+            FrrProtocol(("eth0",), "v2"),
+            FrrProtocol(("eth0",), "v3", "mrkm"),
+            vtysh=str(tmp_path / "no-vtysh-needed"),
+            transport="vty",
+        )
+        rows = [v2row(1, NOW - 5), v3row(1, NOW - 5)]
+        first = sink.install(rows, NOW)
+        assert first.ok and first.calls == 2 and first.key_ids == (1, 1)
+        v2_read, v2_write = daemons.sessions["ospfd"]
+        v3_read, v3_write = daemons.sessions["ospf6d"]
+        assert v2_read == v3_read == ["show running-config"]
+        # Each daemon gets only its own part, as vtysh would have forwarded it.
+        assert v2_write[:3] == ["enable", "configure terminal", "interface eth0"]
+        assert "no ip ospf message-digest-key 255" in v2_write  # the lock key of RUNNING
+        assert v2_write[-1] == "end" and not any("ospf6" in c or "key chain" in c for c in v2_write)
+        assert "key chain mrkm" in v3_write and "no key 7" in v3_write
+        assert not any("message-digest" in c for c in v3_write)
+        assert sink.install(rows, NOW + 1).calls == 0  # unchanged: no session at all
+        assert len(daemons.sessions["ospfd"]) == 2
+    finally:
+        daemons.close()
+
+
+def test_vty_transport_refusal_is_a_sink_error_without_keys(tmp_path: Path) -> None:
+    daemons = FakeVtyDaemons(tmp_path, RUNNING, refuse="message-digest-key 2 md5")
+    try:
+        sink = FrrSink("r1-frr", tmp_path, FrrProtocol(("eth0",), "v2"), transport="vty", timeout=5)
+        rows = [v2row(1, NOW - 5)]
+        sink.install(rows, NOW)
+        rows.append(v2row(2, NOW + 1))
+        with pytest.raises(SinkError, match=r"ospfd over .*ospfd.vty: .*status 2") as info:
+            sink.install(rows, NOW + 1)
+        assert md5_key_string(rows[-1].key) not in str(info.value) and "<key>" in str(info.value)
+        daemons.refuse = ""
+        assert sink.install(rows, NOW + 1).calls == 2  # state unknown: read first
+    finally:
+        daemons.close()
+    with pytest.raises(SinkError, match="ospfd over"):  # nobody listens any more
+        sink.install([v2row(3, NOW + 2)], NOW + 2)
+
+
+def test_transport_must_be_known(tmp_path: Path) -> None:
+    entry = {"type": "frr", "vty_socket": str(tmp_path), "ospfv2": {"interfaces": ["eth0"]}}
+    with pytest.raises(
+        ConfigError, match=r"gm.sinks\[0\].transport: 'ssh' is not one of vtysh, vty"
+    ):
+        build_sinks([{**entry, "transport": "ssh"}])
+    assert build_sinks([{**entry, "transport": "vty"}])[0].transport == "vty"  # type: ignore[attr-defined]
+
+
 # -- real FRR routers -------------------------------------------------------------------------
 
 V2_GROUP = "ospfv2-area0"
@@ -507,7 +620,7 @@ def _group(name: str, protocol: str, algorithm: str) -> dict[str, Any]:
 GROUPS = [_group(V2_GROUP, "ospfv2", "md5"), _group(V3_GROUP, "ospfv3", "hmac-sha-256")]
 
 
-def _sinks(frr: Any) -> list[dict[str, Any]]:
+def _sinks(frr: Any, transport: str = "vtysh") -> list[dict[str, Any]]:
     ifs = list(frr.router.interfaces)
     return [
         {
@@ -516,6 +629,7 @@ def _sinks(frr: Any) -> list[dict[str, Any]]:
             "vty_socket": str(frr.vty),
             "ospfv2": {"interfaces": ifs, "group": V2_GROUP},
             "ospfv3": {"interfaces": ifs, "group": V3_GROUP, "keychain": frr.keychain},
+            "transport": transport,
         },
         {"type": "file", "name": "keys", "path": str(frr.router.workdir / "keys.json")},
     ]
@@ -886,7 +1000,8 @@ def test_router_whose_gm_is_not_authorized_never_reaches_full(tmp_path: Path) ->
 
 @pytest.mark.root
 @pytest.mark.slow
-def test_restarted_daemons_get_the_keys_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["vtysh", "vty"])
+def test_restarted_daemons_get_the_keys_again(tmp_path: Path, transport: str) -> None:
     from testbed.processes import wait_until
     from tests.frr_support import NeighborSampler, drops, frr_lab, start_frr
 
@@ -897,7 +1012,7 @@ def test_restarted_daemons_get_the_keys_again(tmp_path: Path) -> None:
         peer = r1.router.loopback
         net.start_gcks(GROUPS, ["r1.mrkm", "r2.mrkm"])
         for frr in (r1, r2):
-            net.start_gm(frr.router, [V2_GROUP, V3_GROUP], _sinks(frr))
+            net.start_gm(frr.router, [V2_GROUP, V3_GROUP], _sinks(frr, transport))
 
         def full(v2: bool = True, v3: bool = True) -> bool:
             return (not v2 or r2.neighbors_v2().get(peer) == "Full") and (

@@ -158,6 +158,16 @@ def figures(
                 bare["median_ms"],
                 install["median_ms"] / bare["median_ms"],
             )
+        vty = s.get("install_vty_all") or {}
+        if vty and bare:
+            add(
+                f"{sink} sink install median, transport vty",
+                vty["median_ms"],
+                "ms",
+                f"bare {sink} router call, same run",
+                bare["median_ms"],
+                vty["median_ms"] / bare["median_ms"],
+            )
     return rows
 
 

@@ -128,6 +128,23 @@ def bench_frr(rounds: int, workdir: Path) -> dict[str, Any]:
             samples["v2"].append(time.perf_counter() - start)
             samples["v2_vtysh"].append(result.seconds)
             calls.append(result.calls)
+        # The same rounds with the vty transport (a session per daemon, no process),
+        # from a fresh sink that reads the router's state first, as a restarted GM would.
+        vty = FrrSink(
+            "r1-vty", frr.vty, FrrProtocol((ifname,)), FrrProtocol((ifname,)), transport="vty"
+        )
+        vty.install(list(table.rows.values()), now)
+        samples["vty"] = []
+        for i in range(rounds):
+            now += ROUND
+            table.expire(now)
+            table.install(_row("ospfv3", rounds + i + 2, now), DTD)
+            table.install(_row("ospfv2", rounds + i + 2, now), DTD)
+            for at in (now, now + ATD):  # the OSPFv3 rekey, then the OSPFv2 switch at T
+                start = time.perf_counter()
+                result = vty.install(list(table.rows.values()), at)
+                samples["vty"].append(time.perf_counter() - start)
+                assert result.ok and result.calls == 1, result
         frr.stop()
 
     installs = samples["v2"] + samples["v3"]
@@ -146,6 +163,10 @@ def bench_frr(rounds: int, workdir: Path) -> dict[str, Any]:
     all_stats, bare_stats = stats(installs), stats(samples["bare"])
     report["ratio_median_install_to_bare"] = round(
         all_stats["median_ms"] / bare_stats["median_ms"], 3
+    )
+    report["install_vty_all"] = vty_stats = stats(samples["vty"])
+    report["ratio_median_vty_install_to_bare"] = round(
+        vty_stats["median_ms"] / bare_stats["median_ms"], 3
     )
     return report
 

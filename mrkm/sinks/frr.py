@@ -1,9 +1,18 @@
-"""The ``frr`` sink: OSPFv2 Keyed-MD5 and the OSPFv3 trailer key chain of FRR 8.4 via vtysh.
+"""The ``frr`` sink: OSPFv2 Keyed-MD5 and the OSPFv3 trailer key chain of FRR 8.4.
 
-Every install is one ``vtysh --vty_socket DIR -c 'configure terminal' -c ...``
-call holding all commands for the state the key table calls for at ``now``,
-computed by :mod:`mrkm.sinks.frr_commands` as the difference to what the
-router holds. When nothing differs, no call is made.
+Every install is one call holding all commands for the state the key table
+calls for at ``now``, computed by :mod:`mrkm.sinks.frr_commands` as the
+difference to what the router holds. When nothing differs, no call is made.
+The call goes one of two ways (``transport``):
+
+* ``vtysh`` (default): one ``vtysh --vty_socket DIR -c 'configure terminal'
+  -c ...`` process, which forwards each line to the daemons that know it;
+* ``vty``: one session per daemon on its vty socket
+  (:mod:`mrkm.sinks.frr_vty`: ``enable``, ``configure terminal``, the
+  daemon's part of the batch, ``end``), the way vtysh itself talks to them.
+  No process starts and no key appears on a command line; on a router
+  running many GMs' worth of installs at once (the testbed) it keeps the
+  install within milliseconds of the accept.
 
 Rollover semantics:
 
@@ -32,9 +41,10 @@ octets for Keyed-MD5, hex for HMAC).
 The first install, and the first after a daemon restart
 (:meth:`FrrSink.router_epoch`: PID and start time of ospfd / ospf6d from the
 pid files in ``vty_socket``), reads ``show running-config`` first to learn
-which keys exist (two calls). Caveat: vtysh gets the commands, keys
-included, on its command line for the ~25 ms it runs; mount /proc with
-``hidepid=2`` where other local users must not see them.
+which keys exist (two calls). Caveat of the ``vtysh`` transport: vtysh
+gets the commands, keys included, on its command line for the ~25 ms it
+runs; mount /proc with ``hidepid=2`` where other local users must not see
+them, or use ``transport: vty``.
 
 Configuration::
 
@@ -48,8 +58,9 @@ Configuration::
           interfaces: [eth0]
           keychain: mrkm              # default mrkm
           group: ospfv3-area0
-        vtysh: /usr/bin/vtysh         # optional
-        timeout: 10                   # optional, s per vtysh call
+        transport: vty                # optional: vtysh (default) or vty (the daemons' sockets)
+        vtysh: /usr/bin/vtysh         # optional, for transport vtysh
+        timeout: 10                   # optional, s per vtysh call or vty answer
 """
 
 from __future__ import annotations
@@ -74,15 +85,19 @@ from mrkm.sinks.frr_commands import (
     YEAR_MAX,
     KnownState,
     after_batch,
-    batch,
+    daemon_batches,
     desired_state,
     parse_running_config,
+    vtysh_batch,
 )
+from mrkm.sinks.frr_vty import VtySession
 
 __all__ = ["FrrProtocol", "FrrSink", "build_frr_sink"]
 
 #: A daemon younger than this may still be reading its configuration file; wait for it.
 SETTLE = 1.0
+#: How the sink reaches the daemons: a vtysh process per change, or their vty sockets.
+TRANSPORTS = ("vtysh", "vty")
 _NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,63}$")
 _IFNAME = re.compile(r"^[^\s/]{1,15}$")
 
@@ -113,7 +128,8 @@ def _boot_time() -> float:
 
 
 class FrrSink(Sink):
-    """Install key table rows into one FRR 8.4 instance with one vtysh call per change."""
+    """Install key table rows into one FRR 8.4 instance: one call (vtysh, or a session
+    per daemon on its vty socket) per change."""
 
     kind = "frr"
 
@@ -126,10 +142,13 @@ class FrrSink(Sink):
         vtysh: str = "vtysh",
         timeout: float = 10.0,
         rng: Callable[[int], bytes] = os.urandom,
+        transport: str = "vtysh",
     ) -> None:
         super().__init__(name)
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport {transport!r} is not one of {', '.join(TRANSPORTS)}")
         self.vty_socket, self.ospfv2, self.ospfv3 = vty_socket, ospfv2, ospfv3
-        self.vtysh, self.timeout = vtysh, timeout
+        self.vtysh, self.timeout, self.transport = vtysh, timeout, transport
         # The lock key: a secret nobody else holds, sent while no MRKM key may be.
         self.lock = base64.urlsafe_b64encode(rng(MD5_KEY_OCTETS)).rstrip(b"=").decode()
         self.chain_lock = rng(32).hex()
@@ -185,13 +204,13 @@ class FrrSink(Sink):
         return out
 
     def install(self, rows: Sequence[KeyRow], now: float) -> InstallResult:
-        """Make FRR hold the keys for ``now``: one vtysh call, none when nothing differs."""
+        """Make FRR hold the keys for ``now``: one call, none when nothing differs."""
         calls, seconds = 0, 0.0
         epoch = self.router_epoch()
         try:
             if self._known is None or epoch != self._epoch:
                 self._settle()
-                text, seconds = self._run(["show running-config"], ())
+                text, seconds = self._read_config()
                 calls += 1
                 keychain = self.ospfv3.keychain if self.ospfv3 else None
                 v2_ifs = self.ospfv2.interfaces if self.ospfv2 else ()
@@ -205,7 +224,7 @@ class FrrSink(Sink):
                 lock=self.lock,
                 chain_lock=self.chain_lock,
             )
-            commands = batch(
+            per_daemon = daemon_batches(
                 self._known,
                 desired,
                 now,
@@ -213,12 +232,12 @@ class FrrSink(Sink):
                 ospfv3_interfaces=self.ospfv3.interfaces if self.ospfv3 else (),
                 keychain=self.ospfv3.keychain if self.ospfv3 else "",
             )
+            commands = [line for lines in per_daemon.values() for line in lines]
             if commands:
                 secrets = [k.string for k in desired.chain.values()]
                 secrets += [desired.md5[1]] if desired.md5 else []
-                _, took = self._run(commands, secrets)
+                seconds += self._apply(per_daemon, secrets)
                 calls += 1
-                seconds += took
                 self._known = after_batch(
                     self._known,
                     desired,
@@ -289,6 +308,40 @@ class FrrSink(Sink):
             if 0 <= age < SETTLE:
                 time.sleep(SETTLE - age)
 
+    def _read_config(self) -> tuple[str, float]:
+        """``show running-config`` of every daemon we key; (text, seconds)."""
+        if self.transport == "vtysh":
+            return self._run(["show running-config"], ())
+        start = time.perf_counter()
+        texts = [self._vty(daemon, ["show running-config"], ()) for daemon in self.daemons]
+        return "".join(texts), time.perf_counter() - start
+
+    def _apply(self, parts: Mapping[str, Sequence[str]], secrets: Sequence[str]) -> float:
+        """Send each daemon its commands (one vtysh call for all of them, or one vty
+        session per daemon); the seconds it took."""
+        if self.transport == "vtysh":
+            return self._run(vtysh_batch(parts), secrets)[1]
+        start = time.perf_counter()
+        for daemon, lines in parts.items():
+            self._vty(daemon, ["enable", *lines, "end"], secrets)
+        return time.perf_counter() - start
+
+    def _vty(self, daemon: str, commands: Sequence[str], secrets: Sequence[str]) -> str:
+        """Run ``commands`` in one session with ``daemon``; the last one's output.
+        SinkError names the daemon and the failure, keys redacted."""
+        path = self.vty_socket / f"{daemon}.vty"
+        try:
+            with VtySession(path, self.timeout) as session:
+                out = ""
+                for command in commands:
+                    out = session.run(command)
+                return out
+        except OSError as exc:  # VtyError included: a refused command
+            message = str(exc) or type(exc).__name__
+            for secret in [*secrets, self.lock, self.chain_lock]:
+                message = message.replace(secret, "<key>")
+            raise SinkError(f"{self.name}: {daemon} over {path}: {message}") from None
+
     def _run(self, commands: Sequence[str], secrets: Sequence[str]) -> tuple[str, float]:
         """One vtysh call; (stdout, seconds). SinkError names the failure, keys redacted."""
         args = [self.vtysh, "--vty_socket", str(self.vty_socket)]
@@ -350,7 +403,7 @@ def _section(entry: Any, where: str, v3: bool) -> FrrProtocol:
 @register_sink("frr")
 def build_frr_sink(name: str, entry: Mapping[str, Any], where: str) -> Sink:
     """An :class:`FrrSink` from a ``gm.sinks`` entry; ConfigError names the field."""
-    allowed = {"type", "name", "vty_socket", "ospfv2", "ospfv3", "vtysh", "timeout"}
+    allowed = {"type", "name", "vty_socket", "ospfv2", "ospfv3", "vtysh", "timeout", "transport"}
     extra = sorted(set(entry) - allowed)
     if extra:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(map(str, extra))}")
@@ -367,4 +420,7 @@ def build_frr_sink(name: str, entry: Mapping[str, Any], where: str) -> Sink:
     timeout = entry.get("timeout", 10.0)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError(f"{where}.timeout: expected a positive number of seconds")
-    return FrrSink(name, Path(vty), v2, v3, vtysh, float(timeout))
+    transport = entry.get("transport", "vtysh")
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"{where}.transport: {transport!r} is not one of {', '.join(TRANSPORTS)}")
+    return FrrSink(name, Path(vty), v2, v3, vtysh, float(timeout), transport=str(transport))

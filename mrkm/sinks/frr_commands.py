@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mrkm.keytable import KeyRow
@@ -47,12 +47,14 @@ __all__ = [
     "Desired",
     "KnownState",
     "batch",
+    "daemon_batches",
     "desired_state",
     "format_lifetime",
     "hmac_key_string",
     "key_string",
     "md5_key_string",
     "parse_running_config",
+    "vtysh_batch",
 ]
 
 #: Key octets that make up an OSPFv2 Keyed-MD5 key string (16 base64url characters).
@@ -265,12 +267,47 @@ def batch(
     removed together with the next real change, never in a call of their own
     (one router call per rekey).
     """
-    out: list[str] = []
+    parts = daemon_batches(
+        known,
+        desired,
+        now,
+        ospfv2_interfaces=ospfv2_interfaces,
+        ospfv3_interfaces=ospfv3_interfaces,
+        keychain=keychain,
+    )
+    return vtysh_batch(parts)
+
+
+def vtysh_batch(parts: Mapping[str, Sequence[str]]) -> list[str]:
+    """The per-daemon batches of :func:`daemon_batches` as one vtysh command list
+    (vtysh forwards each line to the daemons that know it)."""
+    out = [line for lines in parts.values() for line in lines[1:]]  # one configure terminal
+    while out and out[-1] == "exit":  # vtysh leaves every node when it ends
+        out.pop()
+    return ["configure terminal", *out] if out else []
+
+
+def daemon_batches(
+    known: KnownState,
+    desired: Desired,
+    now: float,
+    *,
+    ospfv2_interfaces: Sequence[str],
+    ospfv3_interfaces: Sequence[str],
+    keychain: str,
+) -> dict[str, list[str]]:
+    """:func:`batch` split by the daemon that takes each part, for a sink that talks
+    to the daemons' vty sockets directly (:mod:`mrkm.sinks.frr_vty`): ospfd gets
+    the Keyed-MD5 interface blocks, ospf6d the key chain and the OSPFv3
+    interface resync. Each list starts with ``configure terminal``; a daemon
+    with nothing to change is absent."""
+    v2: list[str] = []
     if desired.md5 is not None:
         for ifname in ospfv2_interfaces:
             lines = _md5_lines(known.md5.get(ifname, Md5Known()), desired.md5, known.resync)
             if lines:
-                out += [f"interface {ifname}", *lines, "exit"]
+                v2 += [f"interface {ifname}", *lines, "exit"]
+    v3: list[str] = []
     chain_lines: list[str] = []
     for index in sorted(desired.chain):
         lines = _key_lines(known.chain.get(index), desired.chain[index])
@@ -278,15 +315,17 @@ def batch(
             chain_lines += [f"key {index}", *lines, "exit"]
     stale = sorted(set(known.chain) - set(desired.chain))
     urgent = [i for i in stale if (k := known.chain[i]) is None or k.inert_after > now]
-    if stale and (out or chain_lines or urgent):
+    if stale and (v2 or chain_lines or urgent):
         chain_lines += [f"no key {i}" for i in stale]
     if chain_lines:
-        out += [f"key chain {keychain}", *chain_lines, "exit"]
+        v3 += [f"key chain {keychain}", *chain_lines, "exit"]
     for ifname in ospfv3_interfaces if known.resync else ():
-        out += [f"interface {ifname}", f"ipv6 ospf6 authentication keychain {keychain}", "exit"]
-    while out and out[-1] == "exit":  # vtysh leaves every node when it ends
-        out.pop()
-    return ["configure terminal", *out] if out else []
+        v3 += [f"interface {ifname}", f"ipv6 ospf6 authentication keychain {keychain}", "exit"]
+    return {
+        daemon: ["configure terminal", *lines]
+        for daemon, lines in (("ospfd", v2), ("ospf6d", v3))
+        if lines
+    }
 
 
 def after_batch(
