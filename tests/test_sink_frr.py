@@ -45,12 +45,13 @@ from mrkm.sinks.frr_commands import (
     NEVER,
     KnownState,
     after_batch,
-    batch,
+    daemon_batches,
     desired_state,
     format_lifetime,
     hmac_key_string,
     md5_key_string,
     parse_running_config,
+    vtysh_batch,
 )
 from mrkm.wire.registry import IntegId
 
@@ -161,13 +162,15 @@ def test_parse_running_config_finds_key_ids_only_of_ours() -> None:
 
 def _batch(known: KnownState, rows: Sequence[KeyRow], now: float) -> tuple[list[str], KnownState]:
     desired = desired_state(rows, now, ospfv2=True, ospfv3=True, lock=LOCK)
-    commands = batch(
-        known,
-        desired,
-        now,
-        ospfv2_interfaces=["eth0"],
-        ospfv3_interfaces=["eth0"],
-        keychain="mrkm",
+    commands = vtysh_batch(
+        daemon_batches(
+            known,
+            desired,
+            now,
+            ospfv2_interfaces=["eth0"],
+            ospfv3_interfaces=["eth0"],
+            keychain="mrkm",
+        )
     )
     return commands, after_batch(known, desired, commands, ospfv2_interfaces=["eth0"])
 
@@ -260,13 +263,15 @@ def test_the_key_chain_always_ends_with_its_lock(utc: None) -> None:
         [v3row(5, NOW + 30)], NOW, ospfv2=False, ospfv3=True, lock=LOCK, chain_lock="ab" * 32
     )
     assert sorted(desired.chain) == [5, LOCK_CHAIN_INDEX]
-    commands = batch(
-        KnownState(),
-        desired,
-        NOW,
-        ospfv2_interfaces=[],
-        ospfv3_interfaces=["eth0"],
-        keychain="mrkm",
+    commands = vtysh_batch(
+        daemon_batches(
+            KnownState(),
+            desired,
+            NOW,
+            ospfv2_interfaces=[],
+            ospfv3_interfaces=["eth0"],
+            keychain="mrkm",
+        )
     )
     assert commands[:3] == ["configure terminal", "key chain mrkm", "key 5"]
     assert commands[-5:] == [  # last in index order: FRR sends it only when no key holds

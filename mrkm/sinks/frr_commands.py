@@ -46,7 +46,6 @@ __all__ = [
     "ChainKey",
     "Desired",
     "KnownState",
-    "batch",
     "daemon_batches",
     "desired_state",
     "format_lifetime",
@@ -252,41 +251,6 @@ def _key_lines(old: ChainKey | None, new: ChainKey) -> list[str]:
     return lines
 
 
-def batch(
-    known: KnownState,
-    desired: Desired,
-    now: float,
-    *,
-    ospfv2_interfaces: Sequence[str],
-    ospfv3_interfaces: Sequence[str],
-    keychain: str,
-) -> list[str]:
-    """The vtysh commands that turn ``known`` into ``desired`` ([] when nothing changes).
-
-    Keys of the chain that FRR no longer uses by their own lifetimes are
-    removed together with the next real change, never in a call of their own
-    (one router call per rekey).
-    """
-    parts = daemon_batches(
-        known,
-        desired,
-        now,
-        ospfv2_interfaces=ospfv2_interfaces,
-        ospfv3_interfaces=ospfv3_interfaces,
-        keychain=keychain,
-    )
-    return vtysh_batch(parts)
-
-
-def vtysh_batch(parts: Mapping[str, Sequence[str]]) -> list[str]:
-    """The per-daemon batches of :func:`daemon_batches` as one vtysh command list
-    (vtysh forwards each line to the daemons that know it)."""
-    out = [line for lines in parts.values() for line in lines[1:]]  # one configure terminal
-    while out and out[-1] == "exit":  # vtysh leaves every node when it ends
-        out.pop()
-    return ["configure terminal", *out] if out else []
-
-
 def daemon_batches(
     known: KnownState,
     desired: Desired,
@@ -296,11 +260,16 @@ def daemon_batches(
     ospfv3_interfaces: Sequence[str],
     keychain: str,
 ) -> dict[str, list[str]]:
-    """:func:`batch` split by the daemon that takes each part, for a sink that talks
-    to the daemons' vty sockets directly (:mod:`mrkm.sinks.frr_vty`): ospfd gets
-    the Keyed-MD5 interface blocks, ospf6d the key chain and the OSPFv3
-    interface resync. Each list starts with ``configure terminal``; a daemon
-    with nothing to change is absent."""
+    """The commands that turn ``known`` into ``desired``, by the daemon that takes them
+    ({} when nothing changes): ospfd gets the Keyed-MD5 interface blocks, ospf6d
+    the key chain and the OSPFv3 interface resync. Each list starts with
+    ``configure terminal``. A sink on the vty transport sends each daemon its
+    list (:mod:`mrkm.sinks.frr_vty`); vtysh gets :func:`vtysh_batch` of them.
+
+    Keys of the chain that FRR no longer uses by their own lifetimes are
+    removed together with the next real change, never in a call of their own
+    (one router call per rekey).
+    """
     v2: list[str] = []
     if desired.md5 is not None:
         for ifname in ospfv2_interfaces:
@@ -328,6 +297,15 @@ def daemon_batches(
     }
 
 
+def vtysh_batch(parts: Mapping[str, Sequence[str]]) -> list[str]:
+    """The per-daemon lists of :func:`daemon_batches` as one vtysh command list
+    ([] when nothing changes): vtysh forwards each line to the daemons that know it."""
+    out = [line for lines in parts.values() for line in lines[1:]]  # one configure terminal
+    while out and out[-1] == "exit":  # vtysh leaves every node when it ends
+        out.pop()
+    return ["configure terminal", *out] if out else []
+
+
 def after_batch(
     known: KnownState,
     desired: Desired,
@@ -335,7 +313,7 @@ def after_batch(
     *,
     ospfv2_interfaces: Sequence[str],
 ) -> KnownState:
-    """What the router holds once ``commands`` (from :func:`batch`) succeeded."""
+    """What the router holds once ``commands`` (from :func:`daemon_batches`) succeeded."""
     md5 = dict(known.md5)
     if desired.md5 is not None:
         for ifname in ospfv2_interfaces:
