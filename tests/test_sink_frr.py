@@ -487,7 +487,9 @@ def test_missing_vtysh_is_a_sink_error(tmp_path: Path) -> None:
 class FakeVtyDaemons:
     """ospfd.vty and ospf6d.vty in one folder, speaking FRR's vty protocol (command + NUL
     in; output + ``00 00 00 status`` out), one session per connection. Every command is
-    logged per daemon; a command that contains ``refuse`` gets status 2."""
+    logged per daemon; a command that contains ``refuse`` gets status 2. As in FRR, a
+    session starts in VIEW_NODE: ``show running-config`` and ``configure terminal``
+    are unknown until ``enable``."""
 
     def __init__(self, folder: Path, running: str, refuse: str = "") -> None:
         self.folder, self.running, self.refuse = folder, running, refuse
@@ -517,7 +519,7 @@ class FakeVtyDaemons:
     def _session(self, daemon: str, conn: socket.socket) -> None:
         log: list[str] = []
         self.sessions[daemon].append(log)
-        buffer = b""
+        buffer, enabled = b"", False
         while True:
             chunk = conn.recv(4096)
             if not chunk:
@@ -527,7 +529,9 @@ class FakeVtyDaemons:
                 raw, buffer = buffer.split(b"\0", 1)
                 command = raw.decode()
                 log.append(command)
-                if self.refuse and self.refuse in command:
+                enabled = enabled or command == "enable"
+                needs_enable = command in ("show running-config", "configure terminal")
+                if (self.refuse and self.refuse in command) or (needs_enable and not enabled):
                     conn.sendall(f"% Unknown command: {command}\n".encode() + b"\0\0\0\x02")
                 elif command == "show running-config":
                     conn.sendall(self.running.encode() + b"\0\0\0\0")
@@ -557,7 +561,7 @@ def test_vty_transport_reads_each_daemon_and_writes_each_its_part(tmp_path: Path
         assert first.ok and first.calls == 2 and first.key_ids == (1, 1)
         v2_read, v2_write = daemons.sessions["ospfd"]
         v3_read, v3_write = daemons.sessions["ospf6d"]
-        assert v2_read == v3_read == ["show running-config"]
+        assert v2_read == v3_read == ["enable", "show running-config"]
         # Each daemon gets only its own part, as vtysh would have forwarded it.
         assert v2_write[:3] == ["enable", "configure terminal", "interface eth0"]
         assert "no ip ospf message-digest-key 255" in v2_write  # the lock key of RUNNING

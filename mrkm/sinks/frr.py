@@ -313,7 +313,7 @@ class FrrSink(Sink):
         if self.transport == "vtysh":
             return self._run(["show running-config"], ())
         start = time.perf_counter()
-        texts = [self._vty(daemon, ["show running-config"], ()) for daemon in self.daemons]
+        texts = [self._vty(d, ["enable", "show running-config"], ()) for d in self.daemons]
         return "".join(texts), time.perf_counter() - start
 
     def _apply(self, parts: Mapping[str, Sequence[str]], secrets: Sequence[str]) -> float:
