@@ -101,6 +101,32 @@ def test_installer_installs_on_change_on_schedule_and_after_restart() -> None:
     asyncio.run(scenario())
 
 
+def test_a_switch_that_falls_during_an_install_is_not_skipped() -> None:
+    """The install judges the rows at 10.0; the switch is due at 10.05; the loop only
+    gets to re-arm at 10.1 (a busy host). The switch must still happen, at once."""
+
+    class SlowRouter(FakeRouter):
+        def install(self, rows: Sequence[KeyRow], now: float) -> InstallResult:
+            result = super().install(rows, now)
+            fake[0] = max(fake[0], 10.1)  # the call and the loop's latency: past the switch
+            return result
+
+    fake = [10.0]
+
+    async def scenario() -> None:
+        table = [row(1, 0.0), row(2, 10.05)]
+        log = EventLog(None, "r1")
+        router = SlowRouter()
+        installer = Installer([router], lambda: list(table), log, lambda: fake[0])
+        installer.after_step(fake[0])
+        await until(lambda: len(router.installs) >= 2, 2, "the scheduled switch")
+        installer.close()
+        reasons = [r["reason"] for r in log.records or [] if r["event"] == "router_install"]
+        assert reasons == ["keys changed", "scheduled switch"]
+
+    asyncio.run(scenario())
+
+
 def test_unknown_sink_type_names_the_field() -> None:
     with pytest.raises(ConfigError, match=r"gm.sinks\[0\].type: 'juniper' is not one of"):
         build_sinks([{"type": "juniper"}])

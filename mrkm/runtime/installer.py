@@ -58,6 +58,7 @@ class _State:
     scheduled: tuple[KeyRow, ...] | None = None  # what the last queued install carries
     epoch: str | None = None
     timer: asyncio.TimerHandle | None = None
+    checked_at: float | None = None  # the ``now`` the last install judged the rows at
 
 
 class Installer:
@@ -136,6 +137,7 @@ class Installer:
                     )
                 )
         now = self._clock()
+        state.checked_at = now
         try:
             result = sink.install(usable, now)
         except SinkError as exc:
@@ -175,7 +177,11 @@ class Installer:
             state.timer = None
         rows = tuple(self._rows())
         now = self._clock()
-        due = state.sink.next_change(list(rows), now)
+        # The next change after the moment the install judged the rows, not after now:
+        # on a busy host this callback can run after a switch time that fell between the
+        # two, and asking from now would skip that switch until the next rekey.
+        since = state.checked_at if state.checked_at is not None else now
+        due = state.sink.next_change(list(rows), min(since, now))
         if due is None:
             return
         loop = asyncio.get_running_loop()

@@ -1,9 +1,10 @@
 """Router sinks: install a GM's key table rows into routing daemons (ARCHITECTURE.md).
 
-``file`` writes JSON; ``frr`` drives vtysh; ``bird`` rewrites an included
-password file and runs ``birdc configure``; ``pim_ah`` hands PIM's AH SAs to
-the userspace AH shim (``python -m mrkm.sinks.pim_ah``) on NFQUEUE. Each module documents its
-rollover semantics. :func:`~mrkm.sinks.base.build_sinks` builds them from
+``file`` writes JSON; ``frr`` drives vtysh or the daemons' vty sockets;
+``bird`` rewrites an included password file and runs ``birdc configure``;
+``pim_ah`` hands PIM's AH SAs to the userspace AH shim (``python -m
+mrkm.sinks.pim_ah``) on NFQUEUE. Each module documents its rollover
+semantics. :func:`~mrkm.sinks.base.build_sinks` builds them from
 ``gm.sinks``.
 """
 
