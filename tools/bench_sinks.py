@@ -13,6 +13,8 @@ the same daemon:
   terminal' -c 'key chain mrkm-bench'`` (one configuration command).
   Install latency is the wall time of ``FrrSink.install()`` (Python work,
   epoch check and the vtysh call); the vtysh share alone is reported too.
+  The same rounds then run through a fresh sink with ``transport: vty``
+  (sessions on the daemons' sockets, no process), against the same baseline.
   Target: one router call per rekey, install median <= 1.2 x bare median.
 * ``bench_bird()``: two BIRD 2.0.12 routers in namespaces
   (tests/bird_support.py). Each round installs one rekey of one group
@@ -359,12 +361,14 @@ def print_table(report: dict[str, Any]) -> None:
         ("install_all", "install: all"),
         ("vtysh_share_ospfv2", "  of which vtysh (v2)"),
         ("vtysh_share_ospfv3", "  of which vtysh (v3)"),
+        ("install_vty_all", "install: all, transport vty"),
     ):
         row = frr[key]
         print(f"  {label:34} {row['median_ms']:7.2f} / {row['p99_ms']:7.2f}")
     print(
         f"  router calls per rekey: {frr['router_calls_per_rekey']}; "
-        f"install / bare (median): {frr['ratio_median_install_to_bare']}"
+        f"install / bare (median): {frr['ratio_median_install_to_bare']}; "
+        f"transport vty / bare: {frr['ratio_median_vty_install_to_bare']}"
     )
 
 
