@@ -820,6 +820,16 @@ def test_three_frr_routers_keep_full_through_20_rekeys(tmp_path: Path) -> None:
 
             wait_until(all_full, 40, "Full adjacencies keyed by MRKM", interval=0.1)
             t_full = time.time()
+
+            def sampled_full() -> bool:  # the sampler polls every 100 ms: let it catch up
+                samples = sampler.snapshot()
+                return all(
+                    any(s.router == f.name and "Full" in getattr(s, v).values() for s in samples)
+                    for f in frrs
+                    for v in ("v2", "v3")
+                )
+
+            wait_until(sampled_full, 5, "the sampler to see every router Full", interval=0.05)
             # Full only after MRKM installed a key to send on that router.
             for frr in frrs:
                 installs = [
